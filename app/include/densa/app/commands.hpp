@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+namespace densa::app {
+
+/// Options of `densa info`.
+struct InfoOptions {
+  std::filesystem::path input;
+  bool json = false;
+  bool headersOnly = false;  ///< skip decoding (no HU range, no geometry checks)
+  bool resampleIrregular = false;
+  bool correctTilt = true;
+};
+
+/// Describes every volume/series found at `options.input` on `out`. Returns an exit code.
+int runInfo(const InfoOptions& options, std::ostream& out, std::ostream& err);
+
+/// Options of `densa convert`.
+struct ConvertOptions {
+  std::filesystem::path input;
+  std::filesystem::path output;
+  std::optional<std::string> series;  ///< id, UID or index
+  bool resampleIrregular = false;
+  bool correctTilt = true;
+  bool overwrite = true;
+};
+
+/// Converts any supported input to NIfTI/NRRD/MetaImage. Returns an exit code.
+int runConvert(const ConvertOptions& options, std::ostream& out, std::ostream& err);
+
+/// Options of `densa phantom`.
+struct PhantomOptions {
+  std::filesystem::path output;
+  int cases = 1;
+  std::uint64_t seed = 1;
+  int size = 256;      ///< in-plane matrix
+  int slices = 48;
+  double spacingXY = 0.0;  ///< mm; 0: chosen per case from the seed
+  double spacingZ = 2.5;   ///< mm
+};
+
+/// Writes synthetic abdominal CT phantoms (DICOM series + NIfTI label maps). Returns an exit code.
+int runPhantom(const PhantomOptions& options, std::ostream& out, std::ostream& err);
+
+/// The text of `densa --version`.
+[[nodiscard]] std::string versionText();
+
+} // namespace densa::app

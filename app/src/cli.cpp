@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "densa/app/cli.hpp"
+
+#include "densa/app/commands.hpp"
+#include "densa/app/exit_codes.hpp"
+#include "densa/core/error.hpp"
+#include "densa/models/error.hpp"
+#include "densa/models/runtime.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+namespace densa::app {
+
+namespace {
+
+constexpr const char* kFooter = R"(
+Exit codes: 0 ok, 1 usage error, 2 bad input, 3 some cases failed, 4 internal error.
+Geometry is reported in millimetres in the LPS frame (DICOM/ITK); CT values in HU.
+Documentation: README.md. Report bugs with the output of `densa --version`.)";
+
+} // namespace
+
+int runCli(int argc, char** argv) {
+  CLI::App cli{"Densa — liver and liver-tumour segmentation of CT, native and offline.", "densa"};
+  cli.footer(kFooter);
+  cli.require_subcommand(0, 1);
+  bool showVersion = false;
+  int threads = 0;
+  cli.add_flag("--version", showVersion, "Print the version, git hash and library versions");
+  cli.add_option("--threads", threads, "CPU threads for LibTorch and decoding (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+
+  InfoOptions info;
+  auto* infoCmd = cli.add_subcommand(
+      "info",
+      "Describe every volume or DICOM series found at PATH: size, spacing (mm), orientation, "
+      "HU range, warnings.\nExample: densa info /data/ct_folder --json");
+  infoCmd->add_option("PATH", info.input, "An image file (.nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd), a "
+                                          "DICOM file, or a folder searched recursively")
+      ->required();
+  infoCmd->add_flag("--json", info.json, "Machine-readable JSON on stdout");
+  infoCmd->add_flag("--headers-only", info.headersOnly,
+                    "Read DICOM headers only (fast; no HU range or geometry checks)");
+  infoCmd->add_flag("--resample-irregular", info.resampleIrregular,
+                    "Interpolate series with missing slices or uneven spacing instead of failing");
+  infoCmd->add_flag("!--no-tilt-correction", info.correctTilt,
+                    "Refuse gantry-tilted series instead of resampling them");
+
+  ConvertOptions convert;
+  auto* convertCmd = cli.add_subcommand(
+      "convert",
+      "Convert any supported input (DICOM folder/file, NIfTI, NRRD, MetaImage) to NIfTI, NRRD or "
+      "MetaImage, keeping geometry exactly.\nExample: densa convert /data/dicom_series ct.nii.gz");
+  convertCmd->add_option("IN", convert.input, "Input file or DICOM folder")->required();
+  convertCmd->add_option("OUT", convert.output, "Output file: .nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd")
+      ->required();
+  convertCmd->add_option("--series", convert.series,
+                         "DICOM series to convert: its id/SeriesInstanceUID or its index in "
+                         "`densa info` (default: the CT series chosen by rules)");
+  convertCmd->add_flag("--resample-irregular", convert.resampleIrregular,
+                       "Interpolate series with missing slices or uneven spacing instead of failing");
+  convertCmd->add_flag("!--no-tilt-correction", convert.correctTilt,
+                       "Refuse gantry-tilted series instead of resampling them");
+
+  PhantomOptions phantom;
+  auto* phantomCmd = cli.add_subcommand(
+      "phantom",
+      "Write synthetic abdominal CT phantoms (clearly marked SYNTHETIC) as DICOM series plus NIfTI "
+      "label maps (0 background, 1 liver, 2 tumour).\nExample: densa phantom -o phantoms --cases 3");
+  phantomCmd->add_option("-o,--output", phantom.output, "Output folder")->required();
+  phantomCmd->add_option("--cases", phantom.cases, "Number of cases")->check(CLI::Range(1, 10000));
+  phantomCmd->add_option("--seed", phantom.seed, "Random seed (same seed, same phantoms)");
+  phantomCmd->add_option("--size", phantom.size, "In-plane matrix size")->check(CLI::Range(32, 1024));
+  phantomCmd->add_option("--slices", phantom.slices, "Number of slices")->check(CLI::Range(1, 2000));
+  phantomCmd->add_option("--spacing-xy", phantom.spacingXY, "In-plane spacing in mm (default: varies)")
+      ->check(CLI::Range(0.0, 10.0));
+  phantomCmd->add_option("--spacing-z", phantom.spacingZ, "Slice spacing in mm")->check(CLI::Range(0.1, 20.0));
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = cli.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  try {
+    models::setThreads(threads);
+    if (showVersion) {
+      std::cout << versionText();
+      return kExitOk;
+    }
+    if (infoCmd->parsed()) {
+      return runInfo(info, std::cout, std::cerr);
+    }
+    if (convertCmd->parsed()) {
+      return runConvert(convert, std::cout, std::cerr);
+    }
+    if (phantomCmd->parsed()) {
+      return runPhantom(phantom, std::cout, std::cerr);
+    }
+    std::cout << cli.help();
+    return kExitUsage;
+  } catch (const core::InputError& e) {
+    std::cerr << "densa: error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const core::InvalidArgument& e) {
+    std::cerr << "densa: error: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const models::ModelError& e) {
+    std::cerr << "densa: error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    std::cerr << "densa: internal error: " << e.what()
+              << "\n(this is a bug; please report it with `densa --version`)\n";
+    return kExitInternal;
+  }
+}
+
+} // namespace densa::app

@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "densa/io/dicom_series.hpp"
+
+#include "densa/core/error.hpp"
+#include "dcmtk_setup.hpp"
+
+#include <itkGDCMImageIO.h>
+#include <itkImage.h>
+#include <itkImageFileReader.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace densa::io {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Slice {
+  const DicomFileInfo* info = nullptr;
+  double z = 0;  // position along the slice normal, mm
+  std::vector<float> pixels;
+};
+
+std::string mm(double v) {
+  std::ostringstream s;
+  s.precision(4);
+  s << v << " mm";
+  return s.str();
+}
+
+std::vector<float> decodeSlice(const DicomFileInfo& info) {
+  using ImageType = itk::Image<float, 2>;
+  auto reader = itk::ImageFileReader<ImageType>::New();
+  auto gdcm = itk::GDCMImageIO::New();
+  reader->SetImageIO(gdcm);
+  reader->SetFileName(info.file.string());
+  try {
+    reader->Update();
+  } catch (const itk::ExceptionObject& e) {
+    std::string what = e.GetDescription();
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    throw core::InputError(info.file, "cannot decode pixel data (transfer syntax " +
+                                          info.transferSyntax + "): " + what);
+  } catch (const std::bad_alloc&) {
+    throw core::InputError(info.file, "cannot decode pixel data: out of memory");
+  }
+  const auto size = reader->GetOutput()->GetBufferedRegion().GetSize();
+  if (size[0] != static_cast<std::size_t>(info.columns) ||
+      size[1] != static_cast<std::size_t>(info.rows)) {
+    throw core::InputError(info.file, "decoded image is " + std::to_string(size[0]) + "x" +
+                                          std::to_string(size[1]) + ", header says " +
+                                          std::to_string(info.columns) + "x" +
+                                          std::to_string(info.rows));
+  }
+  const float* p = reader->GetOutput()->GetBufferPointer();
+  return {p, p + size[0] * size[1]};
+}
+
+void decodeAll(std::vector<Slice>& slices, unsigned threads) {
+  // The first decode runs alone: it initialises GDCM's dictionaries.
+  slices.front().pixels = decodeSlice(*slices.front().info);
+  std::atomic<std::size_t> next{1};
+  std::exception_ptr failure;
+  std::mutex failureMutex;
+  auto worker = [&] {
+    for (std::size_t i = next++; i < slices.size(); i = next++) {
+      try {
+        slices[i].pixels = decodeSlice(*slices[i].info);
+      } catch (...) {
+        const std::lock_guard lock(failureMutex);
+        if (!failure) {
+          failure = std::current_exception();
+        }
+        next = slices.size();
+      }
+    }
+  };
+  threads = threads ? threads : std::thread::hardware_concurrency();
+  threads = std::clamp<unsigned>(threads, 1, 16);
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads && t < slices.size(); ++t) {
+    pool.emplace_back(worker);
+  }
+  worker();
+  for (auto& t : pool) {
+    t.join();
+  }
+  if (failure) {
+    std::rethrow_exception(failure);
+  }
+}
+
+// Bilinear sample of a slice at continuous pixel coordinates (x, y); `outside` beyond the edge.
+float sample(const std::vector<float>& px, int w, int h, double x, double y, float outside) {
+  if (x < -0.5 || y < -0.5 || x > w - 0.5 || y > h - 0.5) {
+    return outside;
+  }
+  const double cx = std::clamp(x, 0.0, static_cast<double>(w - 1));
+  const double cy = std::clamp(y, 0.0, static_cast<double>(h - 1));
+  const int x0 = static_cast<int>(std::floor(cx));
+  const int y0 = static_cast<int>(std::floor(cy));
+  const int x1 = std::min(x0 + 1, w - 1);
+  const int y1 = std::min(y0 + 1, h - 1);
+  const double fx = cx - x0;
+  const double fy = cy - y0;
+  auto at = [&](int xx, int yy) { return static_cast<double>(px[static_cast<std::size_t>(yy * w + xx)]); };
+  const double v = (1 - fy) * ((1 - fx) * at(x0, y0) + fx * at(x1, y0)) +
+                   fy * ((1 - fx) * at(x0, y1) + fx * at(x1, y1));
+  return static_cast<float>(v);
+}
+
+} // namespace
+
+LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& options) {
+  detail::quietDcmtk();
+  if (series.files.empty()) {
+    throw core::InputError("series " + series.id + " has no files");
+  }
+  LoadedSeries out;
+  out.warnings = series.warnings;
+  const DicomFileInfo& first = series.files.front();
+  for (const auto& f : series.files) {
+    if (f.frames > 1) {
+      throw core::InputError(f.file, "is a multi-frame (enhanced) image with " +
+                                         std::to_string(f.frames) +
+                                         " frames; Densa reads single-frame series only — "
+                                         "convert it to single-frame files first");
+    }
+    if (f.rows != first.rows || f.columns != first.columns) {
+      throw core::InputError(f.file, "matrix size differs from the rest of series " + series.id);
+    }
+  }
+  if (!first.hasPixelSpacing) {
+    out.warnings.push_back("no PixelSpacing: assuming 1 mm");
+  }
+
+  // Slice axes.
+  core::Vec3 row{1, 0, 0};
+  core::Vec3 col{0, 1, 0};
+  if (first.orientation) {
+    const auto& o = *first.orientation;
+    row = {o[0], o[1], o[2]};
+    col = {o[3], o[4], o[5]};
+  } else if (series.files.size() > 1) {
+    throw core::InputError(first.file, "has no ImageOrientationPatient; cannot order the " +
+                                           std::to_string(series.files.size()) +
+                                           " slices of series " + series.id);
+  } else {
+    out.warnings.push_back("no ImageOrientationPatient: assuming axial (identity)");
+  }
+  core::Vec3 normal = core::cross(row, col);
+  const double nn = core::norm(normal);
+  if (nn < 0.5) {
+    throw core::InputError(first.file, "ImageOrientationPatient row and column are parallel");
+  }
+  for (auto& v : normal) {
+    v /= nn;
+  }
+
+  std::vector<Slice> slices;
+  slices.reserve(series.files.size());
+  for (const auto& f : series.files) {
+    if (!f.position && series.files.size() > 1) {
+      throw core::InputError(f.file, "has no ImagePositionPatient; cannot order the slices of "
+                                     "series " + series.id);
+    }
+    slices.push_back({&f, f.position ? core::dot(*f.position, normal) : 0.0, {}});
+  }
+  std::stable_sort(slices.begin(), slices.end(), [](const Slice& a, const Slice& b) { return a.z < b.z; });
+
+  const std::size_t n = slices.size();
+  const double sx = first.pixelSpacing[0];
+  const double sy = first.pixelSpacing[1];
+  double dz = first.sliceThickness > 0 ? first.sliceThickness : 1.0;
+  bool irregular = false;
+  double medianStep = dz;
+  if (n > 1) {
+    std::vector<double> steps;
+    for (std::size_t k = 0; k + 1 < n; ++k) {
+      const double step = slices[k + 1].z - slices[k].z;
+      if (step < 1e-3) {
+        throw core::InputError(slices[k + 1].info->file,
+                               "has the same slice position as " + slices[k].info->file.string() +
+                                   ": duplicate slices, or several acquisitions in one series");
+      }
+      steps.push_back(step);
+    }
+    std::vector<double> sorted = steps;
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2), sorted.end());
+    medianStep = sorted[sorted.size() / 2];
+    const double tolerance = std::max(options.spacingTolerance * medianStep, 1e-3);
+    double maxDeviation = 0;
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      const double deviation = std::abs(steps[k] - medianStep);
+      maxDeviation = std::max(maxDeviation, deviation);
+      if (deviation <= tolerance) {
+        continue;
+      }
+      irregular = true;
+      if (options.resampleIrregular) {
+        continue;
+      }
+      const double ratio = steps[k] / medianStep;
+      const auto missing = std::lround(ratio) - 1;
+      if (missing >= 1 && std::abs(ratio - std::round(ratio)) * medianStep <= tolerance) {
+        throw core::InputError(slices[k + 1].info->file,
+                               std::to_string(missing) + " slice(s) missing between " +
+                                   slices[k].info->file.filename().string() + " and this file (gap " +
+                                   mm(steps[k]) + ", slice step " + mm(medianStep) +
+                                   "); use --resample-irregular to interpolate");
+      }
+      throw core::InputError(slices[k + 1].info->file,
+                             "non-uniform slice spacing in series " + series.id + ": step " +
+                                 mm(steps[k]) + " from " + slices[k].info->file.filename().string() +
+                                 ", elsewhere " + mm(medianStep) +
+                                 "; use --resample-irregular to interpolate");
+    }
+    if (!irregular && maxDeviation > 1e-3 * medianStep) {
+      out.warnings.push_back("slice steps vary by up to " + mm(maxDeviation) + " (within tolerance)");
+    }
+    dz = (slices.back().z - slices.front().z) / static_cast<double>(n - 1);
+  }
+
+  // Gantry tilt: the step between slices leaves the slice normal.
+  const core::Vec3 origin = first.position ? *slices.front().info->position : core::Vec3{0, 0, 0};
+  std::vector<core::Vec3> inPlane(n, core::Vec3{0, 0, 0});
+  bool tilted = false;
+  if (n > 1) {
+    const core::Vec3 total = [&] {
+      core::Vec3 t{};
+      for (std::size_t d = 0; d < 3; ++d) {
+        t[d] = (*slices.back().info->position)[d] - origin[d];
+      }
+      return t;
+    }();
+    const double along = core::dot(total, normal);
+    core::Vec3 across{};
+    for (std::size_t d = 0; d < 3; ++d) {
+      across[d] = total[d] - along * normal[d];
+    }
+    out.tiltDegrees = std::atan2(core::norm(across), std::abs(along)) * 180.0 / std::numbers::pi;
+    tilted = out.tiltDegrees > 0.05;
+    if (tilted) {
+      if (!options.correctGantryTilt) {
+        throw core::InputError(first.file, "series " + series.id + " is tilted by " +
+                                               std::to_string(out.tiltDegrees) +
+                                               " degrees (gantry tilt); it is not a rectilinear "
+                                               "grid. Allow tilt correction to resample it");
+      }
+      for (std::size_t k = 0; k < n; ++k) {
+        core::Vec3 d{};
+        for (std::size_t c = 0; c < 3; ++c) {
+          d[c] = (*slices[k].info->position)[c] - origin[c];
+        }
+        const double a = core::dot(d, normal);
+        for (std::size_t c = 0; c < 3; ++c) {
+          inPlane[k][c] = d[c] - a * normal[c];
+        }
+      }
+      std::ostringstream msg;
+      msg.precision(3);
+      msg << "gantry tilt of " << out.tiltDegrees << " degrees (GantryDetectorTilt "
+          << first.gantryTilt << ") corrected by resampling slices onto a rectilinear grid";
+      out.warnings.push_back(msg.str());
+    }
+  }
+
+  decodeAll(slices, options.threads);
+
+  // Output grid along the normal.
+  std::vector<double> targetZ;
+  if (irregular && options.resampleIrregular) {
+    const double extent = slices.back().z - slices.front().z;
+    const auto count = static_cast<std::size_t>(std::llround(extent / medianStep)) + 1;
+    dz = count > 1 ? extent / static_cast<double>(count - 1) : medianStep;
+    for (std::size_t k = 0; k < count; ++k) {
+      targetZ.push_back(slices.front().z + dz * static_cast<double>(k));
+    }
+    out.warnings.push_back("irregular slice spacing resampled to " + mm(dz) + " (" +
+                           std::to_string(n) + " slices -> " + std::to_string(count) + ")");
+  }
+
+  const int w = first.columns;
+  const int h = first.rows;
+  const std::size_t plane = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
+  float lowest = std::numeric_limits<float>::max();
+  bool integral = true;
+  for (const auto& s : slices) {
+    for (const float v : s.pixels) {
+      lowest = std::min(lowest, v);
+      integral = integral && std::nearbyint(v) == v;
+    }
+  }
+  // Tilt: shift each slice in-plane so that it sits on the grid of the first slice.
+  if (tilted) {
+    for (std::size_t k = 1; k < n; ++k) {
+      const double ux = core::dot(inPlane[k], row) / sx;
+      const double uy = core::dot(inPlane[k], col) / sy;
+      std::vector<float> shifted(plane);
+      for (int j = 0; j < h; ++j) {
+        for (int i = 0; i < w; ++i) {
+          shifted[static_cast<std::size_t>(j * w + i)] = sample(slices[k].pixels, w, h, i - ux, j - uy, lowest);
+        }
+      }
+      slices[k].pixels = std::move(shifted);
+    }
+  }
+
+  const std::size_t depth = targetZ.empty() ? n : targetZ.size();
+  std::vector<float> voxels(plane * depth);
+  if (targetZ.empty()) {
+    for (std::size_t k = 0; k < n; ++k) {
+      std::copy(slices[k].pixels.begin(), slices[k].pixels.end(), voxels.begin() + static_cast<long>(k * plane));
+    }
+  } else {
+    std::size_t lo = 0;
+    for (std::size_t k = 0; k < depth; ++k) {
+      const double z = targetZ[k];
+      while (lo + 2 < n && slices[lo + 1].z < z) {
+        ++lo;
+      }
+      const double span = slices[lo + 1].z - slices[lo].z;
+      const double t = std::clamp((z - slices[lo].z) / span, 0.0, 1.0);
+      for (std::size_t p = 0; p < plane; ++p) {
+        voxels[k * plane + p] = static_cast<float>((1 - t) * slices[lo].pixels[p] + t * slices[lo + 1].pixels[p]);
+      }
+    }
+  }
+
+  core::Geometry geometry;
+  geometry.spacing = {sx, sy, dz};
+  geometry.origin = origin;
+  for (std::size_t r = 0; r < 3; ++r) {
+    geometry.direction[3 * r + 0] = row[r];
+    geometry.direction[3 * r + 1] = col[r];
+    geometry.direction[3 * r + 2] = normal[r];
+  }
+  const core::Size3 size{static_cast<std::size_t>(w), static_cast<std::size_t>(h), depth};
+
+  const bool fitsInt16 = integral && std::all_of(voxels.begin(), voxels.end(), [](float v) {
+    return v >= std::numeric_limits<std::int16_t>::min() - 0.5f &&
+           v <= std::numeric_limits<std::int16_t>::max() + 0.5f;
+  });
+  if (fitsInt16) {
+    std::vector<std::int16_t> v16(voxels.size());
+    std::transform(voxels.begin(), voxels.end(), v16.begin(), [](float v) {
+      return static_cast<std::int16_t>(std::lround(v));
+    });
+    out.volume = core::Volume<std::int16_t>(size, geometry, std::move(v16));
+  } else {
+    out.volume = core::Volume<float>(size, geometry, std::move(voxels));
+  }
+
+  auto& prov = out.provenance;
+  prov.seriesId = series.id;
+  prov.seriesInstanceUid = series.seriesInstanceUid;
+  prov.studyInstanceUid = series.studyInstanceUid;
+  prov.frameOfReferenceUid = series.frameOfReferenceUid;
+  prov.sopClassUid = first.sopClassUid;
+  prov.modality = series.modality;
+  prov.description = series.description;
+  std::set<std::string> syntaxes;
+  for (const auto& s : slices) {
+    prov.files.push_back(s.info->file);
+    prov.sopInstanceUids.push_back(s.info->sopInstanceUid);
+    syntaxes.insert(s.info->transferSyntax);
+  }
+  prov.transferSyntaxes.assign(syntaxes.begin(), syntaxes.end());
+  return out;
+}
+
+} // namespace densa::io
