@@ -6,6 +6,7 @@
 #include "densa/core/error.hpp"
 #include "densa/models/error.hpp"
 #include "densa/models/runtime.hpp"
+#include "model_cmd.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -78,6 +79,17 @@ int runCli(int argc, char** argv) {
       ->check(CLI::Range(0.0, 10.0));
   phantomCmd->add_option("--spacing-z", phantom.spacingZ, "Slice spacing in mm")->check(CLI::Range(0.1, 20.0));
 
+  ModelInfoOptions modelInfo;
+  auto* modelCmd = cli.add_subcommand("model", "Inspect the model architectures Densa ships.");
+  modelCmd->require_subcommand(1);
+  auto* modelInfoCmd = modelCmd->add_subcommand(
+      "info",
+      "Print the preset table of an architecture: parameter counts per sub-network and GFLOPs per "
+      "512x512 slice and per 8-slice window.\nExample: densa model info hdenseunet --preset paper");
+  modelInfoCmd->add_option("NAME", modelInfo.name, "Architecture, e.g. hdenseunet")->required();
+  modelInfoCmd->add_option("--preset", modelInfo.preset, "Only this preset (paper, small, tiny)");
+  modelInfoCmd->add_flag("--json", modelInfo.json, "Machine-readable JSON");
+
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -96,6 +108,9 @@ int runCli(int argc, char** argv) {
     }
     if (convertCmd->parsed()) {
       return runConvert(convert, std::cout, std::cerr);
+    }
+    if (modelInfoCmd->parsed()) {
+      return runModelInfo(modelInfo, std::cout, std::cerr);
     }
     if (phantomCmd->parsed()) {
       return runPhantom(phantom, std::cout, std::cerr);

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+namespace densa::app {
+
+/// Options of `densa model info NAME [--preset P] [--json]`.
+struct ModelInfoOptions {
+  std::string name;                   ///< architecture, e.g. "hdenseunet"
+  std::optional<std::string> preset;  ///< e.g. "paper", "small", "tiny"; all presets when unset
+  bool json = false;
+};
+
+/// Prints the preset table (parameter counts per sub-network, GFLOPs). Returns an exit code.
+int runModelInfo(const ModelInfoOptions& options, std::ostream& out, std::ostream& err);
+
+} // namespace densa::app
