@@ -4,6 +4,10 @@
 #include "densa/core/error.hpp"
 #include "dcmtk_setup.hpp"
 
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <itkGDCMImageIO.h>
 #include <itkImage.h>
 #include <itkImageFileReader.h>
@@ -12,7 +16,9 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <numbers>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -36,7 +42,81 @@ std::string mm(double v) {
   return s.str();
 }
 
+// Native (uncompressed, incl. deflated and big endian) pixel data is read with DCMTK, which checks
+// that the data is complete (GDCM silently pads truncated files). Returns nullopt for
+// encapsulated (compressed) transfer syntaxes, which GDCM decodes.
+std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
+  DcmFileFormat format;
+  OFCondition status = format.loadFile(info.file.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
+                                       ERM_autoDetect);
+  if (status.bad()) {
+    throw core::InputError(info.file, std::string("cannot read DICOM file: ") + status.text());
+  }
+  DcmDataset& ds = *format.getDataset();
+  if (DcmXfer(ds.getOriginalXfer()).isEncapsulated()) {
+    return std::nullopt;
+  }
+  Uint16 bitsAllocated = 0;
+  Uint16 bitsStored = 0;
+  Uint16 pixelRepresentation = 0;
+  Uint16 samples = 1;
+  (void)ds.findAndGetUint16(DCM_BitsAllocated, bitsAllocated);
+  if (ds.findAndGetUint16(DCM_BitsStored, bitsStored).bad() || bitsStored == 0) {
+    bitsStored = bitsAllocated;
+  }
+  (void)ds.findAndGetUint16(DCM_PixelRepresentation, pixelRepresentation);
+  (void)ds.findAndGetUint16(DCM_SamplesPerPixel, samples);
+  if (samples != 1) {
+    throw core::InputError(info.file, "has " + std::to_string(samples) +
+                                          " samples per pixel (colour); Densa reads greyscale images only");
+  }
+  if ((bitsAllocated != 8 && bitsAllocated != 16) || bitsStored > bitsAllocated) {
+    throw core::InputError(info.file, "unsupported BitsAllocated/BitsStored " + std::to_string(bitsAllocated) +
+                                          "/" + std::to_string(bitsStored));
+  }
+  DcmElement* element = nullptr;
+  if (ds.findAndGetElement(DCM_PixelData, element).bad() || element == nullptr) {
+    throw core::InputError(info.file, "has no pixel data");
+  }
+  const std::size_t count = static_cast<std::size_t>(info.rows) * static_cast<std::size_t>(info.columns);
+  const std::size_t expected = count * bitsAllocated / 8;
+  std::vector<float> out(count);
+  const Uint32 mask = bitsStored >= 32 ? 0xffffffffU : ((1U << bitsStored) - 1U);
+  const Uint32 signBit = 1U << (bitsStored - 1);
+  auto convert = [&](Uint32 raw) {
+    raw &= mask;
+    double v = raw;
+    if (pixelRepresentation == 1 && (raw & signBit) != 0) {
+      v = static_cast<double>(raw) - static_cast<double>(mask) - 1.0;
+    }
+    return static_cast<float>(v * info.rescaleSlope + info.rescaleIntercept);
+  };
+  if (bitsAllocated == 8) {
+    Uint8* data = nullptr;
+    status = element->getUint8Array(data);
+    if (status.bad() || data == nullptr || element->getLength() < expected) {
+      throw core::InputError(info.file, "pixel data is truncated or unreadable (" +
+                                            std::to_string(element->getLength()) + " of " +
+                                            std::to_string(expected) + " bytes)");
+    }
+    std::transform(data, data + count, out.begin(), convert);
+  } else {
+    Uint16* data = nullptr;
+    status = element->getUint16Array(data);
+    if (status.bad() || data == nullptr || element->getLength() < expected) {
+      throw core::InputError(info.file, "pixel data is truncated or unreadable (" +
+                                            std::to_string(element->getLength()) + " of " +
+                                            std::to_string(expected) + " bytes)");
+    }
+    std::transform(data, data + count, out.begin(), convert);
+  }
+  return out;
+}
+
 std::vector<float> decodeSlice(const DicomFileInfo& info) {
+  if (auto native = decodeNative(info)) {
+    return std::move(*native);
+  }
   using ImageType = itk::Image<float, 2>;
   auto reader = itk::ImageFileReader<ImageType>::New();
   auto gdcm = itk::GDCMImageIO::New();

@@ -28,7 +28,7 @@ std::string newUid() {
 
 std::string decimal(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
+  std::snprintf(buf, sizeof buf, "%.10g", v);  // DS: at most 16 characters
   return buf;
 }
 

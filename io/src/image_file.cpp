@@ -12,7 +12,12 @@
 #include <itkImageIOBase.h>
 #include <itkImageIOFactory.h>
 
+#include <zlib.h>
+
 #include <algorithm>
+#include <array>
+#include <cstring>
+#include <fstream>
 #include <cctype>
 #include <cmath>
 #include <limits>
@@ -60,6 +65,63 @@ core::AnyVolume narrowFloat(core::Volume<float> volume) {
     return static_cast<std::int16_t>(v);
   });
   return core::Volume<std::int16_t>(volume.size(), volume.geometry(), std::move(out));
+}
+
+// Total decompressed length of a gzip file, or nullopt when the stream is truncated or corrupt.
+std::optional<std::uint64_t> gzipLength(const fs::path& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return std::nullopt;
+  }
+  std::vector<char> buffer(1 << 20);
+  std::uint64_t total = 0;
+  int n = 0;
+  while ((n = gzread(f, buffer.data(), static_cast<unsigned>(buffer.size()))) > 0) {
+    total += static_cast<std::uint64_t>(n);
+  }
+  int code = Z_OK;
+  (void)gzerror(f, &code);
+  const bool clean = n == 0 && code == Z_OK;
+  gzclose(f);
+  return clean ? std::optional(total) : std::nullopt;
+}
+
+// ITK's NIfTI reader silently zero-fills a truncated file: check the length ourselves.
+void checkNiftiComplete(const fs::path& path, std::uint64_t dataBytes) {
+  const std::string name = lower(path.filename().string());
+  if (endsWith(name, ".nii")) {
+    std::ifstream in(path, std::ios::binary);
+    std::array<char, 112> header{};
+    in.read(header.data(), header.size());
+    float voxOffset = 352;
+    std::memcpy(&voxOffset, header.data() + 108, sizeof voxOffset);
+    const auto need = static_cast<std::uint64_t>(std::max(voxOffset, 348.0F)) + dataBytes;
+    if (fs::file_size(path) < need) {
+      throw core::InputError(path, "truncated: " + std::to_string(fs::file_size(path)) +
+                                       " bytes, the header needs " + std::to_string(need));
+    }
+    return;
+  }
+  if (!endsWith(name, ".nii.gz")) {
+    return;
+  }
+  // Cheap check first: a gzip trailer holds the decompressed length modulo 2^32.
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  const auto size = static_cast<std::uint64_t>(in.tellg());
+  std::uint32_t isize = 0;
+  if (size >= 18) {
+    in.seekg(-4, std::ios::end);
+    in.read(reinterpret_cast<char*>(&isize), sizeof isize);
+  }
+  const std::uint64_t minimum = 352 + dataBytes;
+  if (isize >= static_cast<std::uint32_t>(minimum & 0xffffffffU) && minimum < (1ULL << 32)) {
+    return;
+  }
+  const auto length = gzipLength(path);
+  if (!length || *length < minimum) {
+    throw core::InputError(path, "truncated or corrupt gzip data (the header needs " +
+                                     std::to_string(minimum) + " bytes of image)");
+  }
 }
 
 } // namespace
@@ -137,6 +199,7 @@ core::AnyVolume readImage(const fs::path& path) {
                                  " voxels, more than Densa accepts (" + std::to_string(kMaxVoxels) +
                                  ")");
     }
+    checkNiftiComplete(path, imageIO->GetImageSizeInBytes());
     using C = itk::IOComponentEnum;
     switch (imageIO->GetComponentType()) {
     case C::UCHAR:
