@@ -50,7 +50,8 @@ std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
   OFCondition status = format.loadFile(info.file.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
                                        ERM_autoDetect);
   if (status.bad()) {
-    throw core::InputError(info.file, std::string("cannot read DICOM file: ") + status.text());
+    throw core::InputError(info.file, std::string("cannot read pixel data (truncated or corrupt file): ") +
+                                          status.text());
   }
   DcmDataset& ds = *format.getDataset();
   if (DcmXfer(ds.getOriginalXfer()).isEncapsulated()) {

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <cctype>
@@ -106,6 +107,15 @@ void checkNiftiComplete(const fs::path& path, std::uint64_t dataBytes) {
     return;
   }
   // Cheap check first: a gzip trailer holds the decompressed length modulo 2^32.
+  float voxOffset = 352;
+  if (gzFile f = gzopen(path.c_str(), "rb")) {
+    std::array<char, 112> header{};
+    if (gzread(f, header.data(), static_cast<unsigned>(header.size())) == static_cast<int>(header.size())) {
+      std::memcpy(&voxOffset, header.data() + 108, sizeof voxOffset);
+    }
+    gzclose(f);
+  }
+  const std::uint64_t expected = static_cast<std::uint64_t>(std::max(voxOffset, 348.0F)) + dataBytes;
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   const auto size = static_cast<std::uint64_t>(in.tellg());
   std::uint32_t isize = 0;
@@ -113,14 +123,58 @@ void checkNiftiComplete(const fs::path& path, std::uint64_t dataBytes) {
     in.seekg(-4, std::ios::end);
     in.read(reinterpret_cast<char*>(&isize), sizeof isize);
   }
-  const std::uint64_t minimum = 352 + dataBytes;
-  if (isize >= static_cast<std::uint32_t>(minimum & 0xffffffffU) && minimum < (1ULL << 32)) {
+  if (isize == static_cast<std::uint32_t>(expected & 0xffffffffU)) {
     return;
   }
+  // Multi-member gzip or a real problem: decompress to be sure.
   const auto length = gzipLength(path);
-  if (!length || *length < minimum) {
+  if (!length || *length < expected) {
     throw core::InputError(path, "truncated or corrupt gzip data (the header needs " +
-                                     std::to_string(minimum) + " bytes of image)");
+                                     std::to_string(expected) + " bytes)");
+  }
+}
+
+// MetaIO prints "data not read completely" but does not fail: check the sizes ourselves.
+void checkMetaImageComplete(const fs::path& path, std::uint64_t dataBytes) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  bool compressed = false;
+  std::optional<std::uint64_t> compressedSize;
+  while (std::getline(in, line)) {
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) {
+      continue;
+    }
+    std::string key = line.substr(0, eq);
+    std::string value = line.substr(eq + 1);
+    key.erase(key.find_last_not_of(" \t\r") + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    value.erase(value.find_last_not_of(" \t\r") + 1);
+    if (key == "CompressedData") {
+      compressed = lower(value) == "true";
+    } else if (key == "CompressedDataSize") {
+      compressedSize = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (key == "ElementDataFile") {
+      std::uint64_t available = 0;
+      fs::path dataFile;
+      if (value == "LOCAL") {
+        available = fs::file_size(path) - static_cast<std::uint64_t>(in.tellg());
+        dataFile = path;
+      } else {
+        dataFile = path.parent_path() / value;
+        std::error_code ec;
+        available = fs::file_size(dataFile, ec);
+        if (ec) {
+          return;  // a file list or pattern: leave it to ITK
+        }
+      }
+      const std::uint64_t need = compressed ? compressedSize.value_or(0) : dataBytes;
+      if (available < need) {
+        throw core::InputError(dataFile, "truncated: " + std::to_string(available) +
+                                             " bytes of image data, the header needs " + std::to_string(need));
+      }
+      return;
+    }
   }
 }
 
@@ -199,7 +253,11 @@ core::AnyVolume readImage(const fs::path& path) {
                                  " voxels, more than Densa accepts (" + std::to_string(kMaxVoxels) +
                                  ")");
     }
-    checkNiftiComplete(path, imageIO->GetImageSizeInBytes());
+    if (imageFormatFromPath(path) == ImageFormat::Nifti) {
+      checkNiftiComplete(path, imageIO->GetImageSizeInBytes());
+    } else if (imageFormatFromPath(path) == ImageFormat::MetaImage) {
+      checkMetaImageComplete(path, imageIO->GetImageSizeInBytes());
+    }
     using C = itk::IOComponentEnum;
     switch (imageIO->GetComponentType()) {
     case C::UCHAR:
