@@ -6,6 +6,7 @@
 #include "densa/core/error.hpp"
 #include "densa/models/error.hpp"
 #include "densa/models/runtime.hpp"
+
 #include "model_cmd.hpp"
 
 #include <CLI/CLI.hpp>
@@ -38,15 +39,21 @@ int runCli(int argc, char** argv) {
       "info",
       "Describe every volume or DICOM series found at PATH: size, spacing (mm), orientation, "
       "HU range, warnings.\nExample: densa info /data/ct_folder --json");
-  infoCmd->add_option("PATH", info.input, "An image file (.nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd), a "
-                                          "DICOM file, or a folder searched recursively")
+  infoCmd
+      ->add_option("PATH",
+                   info.input,
+                   "An image file (.nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd), a "
+                   "DICOM file, or a folder searched recursively")
       ->required();
   infoCmd->add_flag("--json", info.json, "Machine-readable JSON on stdout");
-  infoCmd->add_flag("--headers-only", info.headersOnly,
+  infoCmd->add_flag("--headers-only",
+                    info.headersOnly,
                     "Read DICOM headers only (fast; no HU range or geometry checks)");
-  infoCmd->add_flag("--resample-irregular", info.resampleIrregular,
+  infoCmd->add_flag("--resample-irregular",
+                    info.resampleIrregular,
                     "Interpolate series with missing slices or uneven spacing instead of failing");
-  infoCmd->add_flag("!--no-tilt-correction", info.correctTilt,
+  infoCmd->add_flag("!--no-tilt-correction",
+                    info.correctTilt,
                     "Refuse gantry-tilted series instead of resampling them");
 
   ConvertOptions convert;
@@ -55,29 +62,39 @@ int runCli(int argc, char** argv) {
       "Convert any supported input (DICOM folder/file, NIfTI, NRRD, MetaImage) to NIfTI, NRRD or "
       "MetaImage, keeping geometry exactly.\nExample: densa convert /data/dicom_series ct.nii.gz");
   convertCmd->add_option("IN", convert.input, "Input file or DICOM folder")->required();
-  convertCmd->add_option("OUT", convert.output, "Output file: .nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd")
+  convertCmd
+      ->add_option("OUT", convert.output, "Output file: .nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd")
       ->required();
-  convertCmd->add_option("--series", convert.series,
+  convertCmd->add_option("--series",
+                         convert.series,
                          "DICOM series to convert: its id/SeriesInstanceUID or its index in "
                          "`densa info` (default: the CT series chosen by rules)");
-  convertCmd->add_flag("--resample-irregular", convert.resampleIrregular,
-                       "Interpolate series with missing slices or uneven spacing instead of failing");
-  convertCmd->add_flag("!--no-tilt-correction", convert.correctTilt,
+  convertCmd->add_flag(
+      "--resample-irregular",
+      convert.resampleIrregular,
+      "Interpolate series with missing slices or uneven spacing instead of failing");
+  convertCmd->add_flag("!--no-tilt-correction",
+                       convert.correctTilt,
                        "Refuse gantry-tilted series instead of resampling them");
 
   PhantomOptions phantom;
   auto* phantomCmd = cli.add_subcommand(
       "phantom",
       "Write synthetic abdominal CT phantoms (clearly marked SYNTHETIC) as DICOM series plus NIfTI "
-      "label maps (0 background, 1 liver, 2 tumour).\nExample: densa phantom -o phantoms --cases 3");
+      "label maps (0 background, 1 liver, 2 tumour).\nExample: densa phantom -o phantoms --cases "
+      "3");
   phantomCmd->add_option("-o,--output", phantom.output, "Output folder")->required();
   phantomCmd->add_option("--cases", phantom.cases, "Number of cases")->check(CLI::Range(1, 10000));
   phantomCmd->add_option("--seed", phantom.seed, "Random seed (same seed, same phantoms)");
-  phantomCmd->add_option("--size", phantom.size, "In-plane matrix size")->check(CLI::Range(32, 1024));
-  phantomCmd->add_option("--slices", phantom.slices, "Number of slices")->check(CLI::Range(1, 2000));
-  phantomCmd->add_option("--spacing-xy", phantom.spacingXY, "In-plane spacing in mm (default: varies)")
+  phantomCmd->add_option("--size", phantom.size, "In-plane matrix size")
+      ->check(CLI::Range(32, 1024));
+  phantomCmd->add_option("--slices", phantom.slices, "Number of slices")
+      ->check(CLI::Range(1, 2000));
+  phantomCmd
+      ->add_option("--spacing-xy", phantom.spacingXY, "In-plane spacing in mm (default: varies)")
       ->check(CLI::Range(0.0, 10.0));
-  phantomCmd->add_option("--spacing-z", phantom.spacingZ, "Slice spacing in mm")->check(CLI::Range(0.1, 20.0));
+  phantomCmd->add_option("--spacing-z", phantom.spacingZ, "Slice spacing in mm")
+      ->check(CLI::Range(0.1, 20.0));
 
   ModelInfoOptions modelInfo;
   auto* modelCmd = cli.add_subcommand("model", "Inspect the model architectures Densa ships.");

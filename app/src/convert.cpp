@@ -12,8 +12,9 @@ namespace densa::app {
 
 int runConvert(const ConvertOptions& options, std::ostream& out, std::ostream& err) {
   if (!io::imageFormatFromPath(options.output)) {
-    throw core::InvalidArgument("output " + options.output.string() +
-                                ": unsupported format (use .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd)");
+    throw core::InvalidArgument(
+        "output " + options.output.string() +
+        ": unsupported format (use .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd)");
   }
   io::LoadOptions load;
   load.dicom.resampleIrregular = options.resampleIrregular;
@@ -40,7 +41,8 @@ int runConvert(const ConvertOptions& options, std::ostream& out, std::ostream& e
       << core::orientationCode(g.direction) << "  "
       << core::toString(core::pixelType(loaded.volume));
   if (loaded.dicom) {
-    out << "  (series " << loaded.dicom->seriesId << ", " << loaded.dicom->files.size() << " files)";
+    out << "  (series " << loaded.dicom->seriesId << ", " << loaded.dicom->files.size()
+        << " files)";
   }
   out << "\n";
   return kExitOk;

@@ -5,6 +5,7 @@
 #include "densa/io/dicom_scan.hpp"
 #include "densa/io/dicom_series.hpp"
 #include "densa/io/image_file.hpp"
+
 #include "progress.hpp"
 
 #include <nlohmann/json.hpp>
@@ -50,12 +51,13 @@ void printVolume(std::ostream& out, const json& v, const std::string& indent) {
   const auto& o = v["origin_mm"];
   out << indent << "size       " << size[0] << " x " << size[1] << " x " << size[2] << " voxels ("
       << v["pixel_type"].get<std::string>() << ")\n";
-  out << indent << "spacing    " << fmt(sp[0]) << " x " << fmt(sp[1]) << " x " << fmt(sp[2]) << " mm\n";
+  out << indent << "spacing    " << fmt(sp[0]) << " x " << fmt(sp[1]) << " x " << fmt(sp[2])
+      << " mm\n";
   out << indent << "origin     (" << fmt(o[0], 6) << ", " << fmt(o[1], 6) << ", " << fmt(o[2], 6)
       << ") mm LPS\n";
   out << indent << "orientation " << v["orientation"].get<std::string>() << "\n";
-  out << indent << "values     " << fmt(v["value_range"][0], 6) << " … " << fmt(v["value_range"][1], 6)
-      << "\n";
+  out << indent << "values     " << fmt(v["value_range"][0], 6) << " … "
+      << fmt(v["value_range"][1], 6) << "\n";
 }
 
 } // namespace
@@ -84,7 +86,9 @@ int runInfo(const InfoOptions& options, std::ostream& out, std::ostream& err) {
 
   Progress progress("scanning", err);
   io::ScanOptions scanOptions;
-  scanOptions.progress = [&](std::size_t done, std::size_t total) { progress.update(done, total); };
+  scanOptions.progress = [&](std::size_t done, std::size_t total) {
+    progress.update(done, total);
+  };
   const io::DicomScan scan = io::scanDicom(options.input, scanOptions);
   progress.finish();
   report["kind"] = "dicom";
@@ -137,7 +141,8 @@ int runInfo(const InfoOptions& options, std::ostream& out, std::ostream& err) {
     for (const auto& j : series) {
       out << "\n[" << j["index"] << "] " << j["id"].get<std::string>() << "\n";
       out << "  modality   " << j["modality"].get<std::string>() << "   '"
-          << j["description"].get<std::string>() << "'   " << j["image_type"].get<std::string>() << "\n";
+          << j["description"].get<std::string>() << "'   " << j["image_type"].get<std::string>()
+          << "\n";
       out << "  slices     " << j["slices"] << " (" << j["files"] << " files)\n";
       if (j.contains("volume")) {
         printVolume(out, j["volume"], "  ");

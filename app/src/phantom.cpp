@@ -19,9 +19,9 @@ namespace densa::app {
 namespace {
 
 struct Blob {
-  core::Vec3 centre;  // mm
-  core::Vec3 radii;   // mm
-  double wobble = 0;  // relative radius modulation
+  core::Vec3 centre; // mm
+  core::Vec3 radii;  // mm
+  double wobble = 0; // relative radius modulation
   double phase = 0;
 };
 
@@ -46,19 +46,23 @@ Phantom makePhantom(const PhantomSpec& spec, std::uint64_t seed) {
     throw core::InvalidArgument("makePhantom: size must be >= 16 and slices >= 1");
   }
   std::mt19937_64 rng(seed);
-  auto uniform = [&](double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); };
+  auto uniform = [&](double lo, double hi) {
+    return std::uniform_real_distribution<double>(lo, hi)(rng);
+  };
   const auto n = static_cast<std::size_t>(spec.size);
   const auto depth = static_cast<std::size_t>(spec.slices);
   const double sxy = spec.spacingXY > 0 ? spec.spacingXY : 360.0 / spec.size * uniform(0.95, 1.05);
   core::Geometry g;
   g.spacing = {sxy, sxy, spec.spacingZ};
-  g.origin = {-sxy * (spec.size - 1) / 2.0, -sxy * (spec.size - 1) / 2.0,
+  g.origin = {-sxy * (spec.size - 1) / 2.0,
+              -sxy * (spec.size - 1) / 2.0,
               -spec.spacingZ * (spec.slices - 1) / 2.0};
-  Phantom out{core::Volume<std::int16_t>({n, n, depth}, g, -1000), core::LabelMap({n, n, depth}, g, 0), 0};
+  Phantom out{
+      core::Volume<std::int16_t>({n, n, depth}, g, -1000), core::LabelMap({n, n, depth}, g, 0), 0};
 
   const double zHalf = spec.spacingZ * spec.slices / 2.0;
-  const double bodyA = uniform(140, 165);  // left-right semi-axis, mm
-  const double bodyB = uniform(100, 120);  // antero-posterior
+  const double bodyA = uniform(140, 165); // left-right semi-axis, mm
+  const double bodyB = uniform(100, 120); // antero-posterior
   const double fat = uniform(10, 25);
   // LPS: the patient's right is -x, anterior is -y.
   const Blob liver{{uniform(-75, -50), uniform(-20, 5), uniform(-0.2, 0.2) * zHalf},
@@ -76,8 +80,9 @@ Phantom makePhantom(const PhantomSpec& spec, std::uint64_t seed) {
     const core::Vec3 c{liver.centre[0] + uniform(-0.5, 0.5) * liver.radii[0],
                        liver.centre[1] + uniform(-0.5, 0.5) * liver.radii[1],
                        liver.centre[2] + uniform(-0.5, 0.5) * liver.radii[2]};
-    tumours.push_back({Blob{c, {r, r * uniform(0.8, 1.2), r * uniform(0.8, 1.2)}, 0.1, uniform(0, 6)},
-                       uniform(0, 1) < 0.75 ? uniform(20, 55) : uniform(140, 180)});
+    tumours.push_back(
+        {Blob{c, {r, r * uniform(0.8, 1.2), r * uniform(0.8, 1.2)}, 0.1, uniform(0, 6)},
+         uniform(0, 1) < 0.75 ? uniform(20, 55) : uniform(140, 180)});
   }
   const double liverHu = uniform(95, 125);
   std::normal_distribution<double> noise(0.0, uniform(8, 15));
@@ -85,18 +90,20 @@ Phantom makePhantom(const PhantomSpec& spec, std::uint64_t seed) {
   for (std::size_t k = 0; k < depth; ++k) {
     for (std::size_t j = 0; j < n; ++j) {
       for (std::size_t i = 0; i < n; ++i) {
-        const core::Vec3 p = g.indexToPhysical({static_cast<double>(i), static_cast<double>(j), static_cast<double>(k)});
+        const core::Vec3 p = g.indexToPhysical(
+            {static_cast<double>(i), static_cast<double>(j), static_cast<double>(k)});
         const double e = std::pow(p[0] / bodyA, 2) + std::pow(p[1] / bodyB, 2);
         if (e > 1) {
           continue;
         }
         const double inner = std::pow(p[0] / (bodyA - fat), 2) + std::pow(p[1] / (bodyB - fat), 2);
-        double hu = inner > 1 ? -100 : 35;  // fat, else abdominal soft tissue
+        double hu = inner > 1 ? -100 : 35; // fat, else abdominal soft tissue
         if (inner <= 1 && inner > 0.8) {
-          hu = 55;  // muscle wall
+          hu = 55; // muscle wall
           const double angle = std::atan2(p[1], p[0]);
-          if (std::fmod(std::abs(angle) + 0.2 * std::sin(p[2] / 20), 0.45) < 0.08 && p[1] > -bodyB * 0.6) {
-            hu = 700;  // ribs
+          if (std::fmod(std::abs(angle) + 0.2 * std::sin(p[2] / 20), 0.45) < 0.08 &&
+              p[1] > -bodyB * 0.6) {
+            hu = 700; // ribs
           }
         }
         std::uint8_t label = 0;

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "progress.hpp"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <ostream>
-#include <unistd.h>
 
 namespace densa::app {
 
@@ -29,8 +30,15 @@ void Progress::update(std::size_t done, std::size_t total) {
   constexpr int kWidth = 30;
   const int filled = static_cast<int>(fraction * kWidth);
   char line[160];
-  std::snprintf(line, sizeof line, "\r%s [%-*s] %zu/%zu  ETA %.0fs ", m_label.c_str(), kWidth,
-                std::string(static_cast<std::size_t>(filled), '#').c_str(), done, total, eta);
+  std::snprintf(line,
+                sizeof line,
+                "\r%s [%-*s] %zu/%zu  ETA %.0fs ",
+                m_label.c_str(),
+                kWidth,
+                std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                done,
+                total,
+                eta);
   m_out << line << std::flush;
   m_shown = true;
 }

@@ -10,10 +10,13 @@ namespace densa::app {
 
 std::string versionText() {
   std::ostringstream s;
-  s << "densa " << build::kVersion << " (git " << build::kGitHash << ", " << build::kBuildType << ")\n"
-    << "  LibTorch " << models::libtorchVersion() << (models::cudaAvailable() ? " (CUDA available)" : " (CPU)")
-    << ", " << models::threads() << " thread(s)\n"
-    << "  ITK      " << io::itkVersion() << " (GDCM " << io::gdcmVersion() << ")" << "\n"
+  s << "densa " << build::kVersion << " (git " << build::kGitHash << ", " << build::kBuildType
+    << ")\n"
+    << "  LibTorch " << models::libtorchVersion()
+    << (models::cudaAvailable() ? " (CUDA available)" : " (CPU)") << ", " << models::threads()
+    << " thread(s)\n"
+    << "  ITK      " << io::itkVersion() << " (GDCM " << io::gdcmVersion() << ")"
+    << "\n"
     << "  DCMTK    " << io::dcmtkVersion() << "\n"
     << "  VTK      " << build::kVtkVersion << "\n"
     << "  Qt       " << build::kQtVersion << "\n";

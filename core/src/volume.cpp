@@ -76,8 +76,11 @@ template class Volume<std::int16_t>;
 template class Volume<float>;
 
 PixelType pixelType(const AnyVolume& volume) noexcept {
-  return std::visit([](const auto& v) { return PixelTraits<typename std::decay_t<decltype(v)>::value_type>::kType; },
-                    volume);
+  return std::visit(
+      [](const auto& v) {
+        return PixelTraits<typename std::decay_t<decltype(v)>::value_type>::kType;
+      },
+      volume);
 }
 
 const Size3& sizeOf(const AnyVolume& volume) noexcept {

@@ -2,7 +2,6 @@
 #include "densa/gui/about.hpp"
 
 #include <QtGlobal>
-
 #include <vtkVersion.h>
 
 namespace densa::gui {

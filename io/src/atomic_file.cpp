@@ -3,11 +3,12 @@
 
 #include "densa/core/error.hpp"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace densa::io {

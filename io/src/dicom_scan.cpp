@@ -2,6 +2,7 @@
 #include "densa/io/dicom_scan.hpp"
 
 #include "densa/core/error.hpp"
+
 #include "dcmtk_setup.hpp"
 #include "text.hpp"
 
@@ -101,7 +102,7 @@ std::vector<fs::path> listFiles(const fs::path& root, std::vector<SkippedFile>& 
     if (entry.is_regular_file(ec)) {
       const auto name = entry.path().filename().string();
       if (!name.empty() && name[0] == '.') {
-        continue;  // hidden files (.DS_Store, our own temporaries)
+        continue; // hidden files (.DS_Store, our own temporaries)
       }
       files.push_back(entry.path());
     }
@@ -189,8 +190,8 @@ DicomFileInfo readDicomHeader(const fs::path& file) {
   info.frames = std::max(1, getInt(ds, DCM_NumberOfFrames, 1));
   info.bitsAllocated = getInt(ds, DCM_BitsAllocated, 0);
   if (info.rows <= 0 || info.columns <= 0) {
-    const std::string what = info.modality.empty() ? std::string("DICOM object")
-                                                   : "a " + info.modality + " object";
+    const std::string what =
+        info.modality.empty() ? std::string("DICOM object") : "a " + info.modality + " object";
     throw core::InputError(file, "not an image (" + what + " without Rows/Columns)");
   }
   const auto px = getDouble(ds, DCM_ImagePositionPatient, 0);
@@ -217,8 +218,8 @@ DicomFileInfo readDicomHeader(const fs::path& file) {
       info.orientation = iop;
     }
   }
-  const auto sy = getDouble(ds, DCM_PixelSpacing, 0);  // between rows
-  const auto sx = getDouble(ds, DCM_PixelSpacing, 1);  // between columns
+  const auto sy = getDouble(ds, DCM_PixelSpacing, 0); // between rows
+  const auto sx = getDouble(ds, DCM_PixelSpacing, 1); // between columns
   if (sx && sy && *sx > 0 && *sy > 0) {
     info.pixelSpacing = {*sx, *sy};
     info.hasPixelSpacing = true;
@@ -263,8 +264,9 @@ std::vector<DicomSeries> groupIntoSeries(std::vector<DicomFileInfo> files) {
       DicomSeries s;
       s.seriesInstanceUid = uid;
       if (uid.empty()) {
-        s.id = "noUID-" + detail::stableHash(geometryKey(first) + first.file.parent_path().string())
-                              .substr(0, 8);
+        s.id =
+            "noUID-" +
+            detail::stableHash(geometryKey(first) + first.file.parent_path().string()).substr(0, 8);
         s.warnings.push_back("empty SeriesInstanceUID: grouped by frame of reference, orientation "
                              "and matrix size");
       } else {
@@ -340,7 +342,8 @@ DicomScan scanDicom(const fs::path& root, const ScanOptions& options) {
   };
   unsigned threads = options.threads ? options.threads : std::thread::hardware_concurrency();
   threads = std::clamp<unsigned>(threads, 1, 16);
-  threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(paths.size(), 1)));
+  threads =
+      static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(paths.size(), 1)));
   std::vector<std::thread> pool;
   for (unsigned t = 1; t < threads; ++t) {
     pool.emplace_back(worker);
@@ -395,15 +398,16 @@ const DicomSeries& selectSeries(const DicomScan& scan, const SeriesSelection& se
   if (anyCt) {
     std::erase_if(candidates, [](const auto* s) { return !s->isCt(); });
   }
-  const auto best = std::min_element(candidates.begin(), candidates.end(), [](const auto* a, const auto* b) {
-    if (a->isOriginalAxial() != b->isOriginalAxial()) {
-      return a->isOriginalAxial();
-    }
-    if (a->sliceCount() != b->sliceCount()) {
-      return a->sliceCount() > b->sliceCount();
-    }
-    return a->sliceThickness < b->sliceThickness;
-  });
+  const auto best =
+      std::min_element(candidates.begin(), candidates.end(), [](const auto* a, const auto* b) {
+        if (a->isOriginalAxial() != b->isOriginalAxial()) {
+          return a->isOriginalAxial();
+        }
+        if (a->sliceCount() != b->sliceCount()) {
+          return a->sliceCount() > b->sliceCount();
+        }
+        return a->sliceThickness < b->sliceThickness;
+      });
   return **best;
 }
 

@@ -2,6 +2,7 @@
 #include "densa/io/dicom_series.hpp"
 
 #include "densa/core/error.hpp"
+
 #include "dcmtk_setup.hpp"
 
 #include <dcmtk/config/osconfig.h>
@@ -31,7 +32,7 @@ namespace {
 
 struct Slice {
   const DicomFileInfo* info = nullptr;
-  double z = 0;  // position along the slice normal, mm
+  double z = 0; // position along the slice normal, mm
   std::vector<float> pixels;
 };
 
@@ -47,11 +48,12 @@ std::string mm(double v) {
 // encapsulated (compressed) transfer syntaxes, which GDCM decodes.
 std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
   DcmFileFormat format;
-  OFCondition status = format.loadFile(info.file.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
-                                       ERM_autoDetect);
+  OFCondition status = format.loadFile(
+      info.file.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
   if (status.bad()) {
-    throw core::InputError(info.file, std::string("cannot read pixel data (truncated or corrupt file): ") +
-                                          status.text());
+    throw core::InputError(info.file,
+                           std::string("cannot read pixel data (truncated or corrupt file): ") +
+                               status.text());
   }
   DcmDataset& ds = *format.getDataset();
   if (DcmXfer(ds.getOriginalXfer()).isEncapsulated()) {
@@ -68,18 +70,21 @@ std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
   (void)ds.findAndGetUint16(DCM_PixelRepresentation, pixelRepresentation);
   (void)ds.findAndGetUint16(DCM_SamplesPerPixel, samples);
   if (samples != 1) {
-    throw core::InputError(info.file, "has " + std::to_string(samples) +
-                                          " samples per pixel (colour); Densa reads greyscale images only");
+    throw core::InputError(info.file,
+                           "has " + std::to_string(samples) +
+                               " samples per pixel (colour); Densa reads greyscale images only");
   }
   if ((bitsAllocated != 8 && bitsAllocated != 16) || bitsStored > bitsAllocated) {
-    throw core::InputError(info.file, "unsupported BitsAllocated/BitsStored " + std::to_string(bitsAllocated) +
-                                          "/" + std::to_string(bitsStored));
+    throw core::InputError(info.file,
+                           "unsupported BitsAllocated/BitsStored " + std::to_string(bitsAllocated) +
+                               "/" + std::to_string(bitsStored));
   }
   DcmElement* element = nullptr;
   if (ds.findAndGetElement(DCM_PixelData, element).bad() || element == nullptr) {
     throw core::InputError(info.file, "has no pixel data");
   }
-  const std::size_t count = static_cast<std::size_t>(info.rows) * static_cast<std::size_t>(info.columns);
+  const std::size_t count =
+      static_cast<std::size_t>(info.rows) * static_cast<std::size_t>(info.columns);
   const std::size_t expected = count * bitsAllocated / 8;
   std::vector<float> out(count);
   const Uint32 mask = bitsStored >= 32 ? 0xffffffffU : ((1U << bitsStored) - 1U);
@@ -96,18 +101,20 @@ std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
     Uint8* data = nullptr;
     status = element->getUint8Array(data);
     if (status.bad() || data == nullptr || element->getLength() < expected) {
-      throw core::InputError(info.file, "pixel data is truncated or unreadable (" +
-                                            std::to_string(element->getLength()) + " of " +
-                                            std::to_string(expected) + " bytes)");
+      throw core::InputError(info.file,
+                             "pixel data is truncated or unreadable (" +
+                                 std::to_string(element->getLength()) + " of " +
+                                 std::to_string(expected) + " bytes)");
     }
     std::transform(data, data + count, out.begin(), convert);
   } else {
     Uint16* data = nullptr;
     status = element->getUint16Array(data);
     if (status.bad() || data == nullptr || element->getLength() < expected) {
-      throw core::InputError(info.file, "pixel data is truncated or unreadable (" +
-                                            std::to_string(element->getLength()) + " of " +
-                                            std::to_string(expected) + " bytes)");
+      throw core::InputError(info.file,
+                             "pixel data is truncated or unreadable (" +
+                                 std::to_string(element->getLength()) + " of " +
+                                 std::to_string(expected) + " bytes)");
     }
     std::transform(data, data + count, out.begin(), convert);
   }
@@ -128,18 +135,19 @@ std::vector<float> decodeSlice(const DicomFileInfo& info) {
   } catch (const itk::ExceptionObject& e) {
     std::string what = e.GetDescription();
     std::replace(what.begin(), what.end(), '\n', ' ');
-    throw core::InputError(info.file, "cannot decode pixel data (transfer syntax " +
-                                          info.transferSyntax + "): " + what);
+    throw core::InputError(info.file,
+                           "cannot decode pixel data (transfer syntax " + info.transferSyntax +
+                               "): " + what);
   } catch (const std::bad_alloc&) {
     throw core::InputError(info.file, "cannot decode pixel data: out of memory");
   }
   const auto size = reader->GetOutput()->GetBufferedRegion().GetSize();
   if (size[0] != static_cast<std::size_t>(info.columns) ||
       size[1] != static_cast<std::size_t>(info.rows)) {
-    throw core::InputError(info.file, "decoded image is " + std::to_string(size[0]) + "x" +
-                                          std::to_string(size[1]) + ", header says " +
-                                          std::to_string(info.columns) + "x" +
-                                          std::to_string(info.rows));
+    throw core::InputError(info.file,
+                           "decoded image is " + std::to_string(size[0]) + "x" +
+                               std::to_string(size[1]) + ", header says " +
+                               std::to_string(info.columns) + "x" + std::to_string(info.rows));
   }
   const float* p = reader->GetOutput()->GetBufferPointer();
   return {p, p + size[0] * size[1]};
@@ -192,7 +200,9 @@ float sample(const std::vector<float>& px, int w, int h, double x, double y, flo
   const int y1 = std::min(y0 + 1, h - 1);
   const double fx = cx - x0;
   const double fy = cy - y0;
-  auto at = [&](int xx, int yy) { return static_cast<double>(px[static_cast<std::size_t>(yy * w + xx)]); };
+  auto at = [&](int xx, int yy) {
+    return static_cast<double>(px[static_cast<std::size_t>(yy * w + xx)]);
+  };
   const double v = (1 - fy) * ((1 - fx) * at(x0, y0) + fx * at(x1, y0)) +
                    fy * ((1 - fx) * at(x0, y1) + fx * at(x1, y1));
   return static_cast<float>(v);
@@ -210,10 +220,10 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
   const DicomFileInfo& first = series.files.front();
   for (const auto& f : series.files) {
     if (f.frames > 1) {
-      throw core::InputError(f.file, "is a multi-frame (enhanced) image with " +
-                                         std::to_string(f.frames) +
-                                         " frames; Densa reads single-frame series only — "
-                                         "convert it to single-frame files first");
+      throw core::InputError(f.file,
+                             "is a multi-frame (enhanced) image with " + std::to_string(f.frames) +
+                                 " frames; Densa reads single-frame series only — "
+                                 "convert it to single-frame files first");
     }
     if (f.rows != first.rows || f.columns != first.columns) {
       throw core::InputError(f.file, "matrix size differs from the rest of series " + series.id);
@@ -231,9 +241,10 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
     row = {o[0], o[1], o[2]};
     col = {o[3], o[4], o[5]};
   } else if (series.files.size() > 1) {
-    throw core::InputError(first.file, "has no ImageOrientationPatient; cannot order the " +
-                                           std::to_string(series.files.size()) +
-                                           " slices of series " + series.id);
+    throw core::InputError(first.file,
+                           "has no ImageOrientationPatient; cannot order the " +
+                               std::to_string(series.files.size()) + " slices of series " +
+                               series.id);
   } else {
     out.warnings.push_back("no ImageOrientationPatient: assuming axial (identity)");
   }
@@ -250,12 +261,15 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
   slices.reserve(series.files.size());
   for (const auto& f : series.files) {
     if (!f.position && series.files.size() > 1) {
-      throw core::InputError(f.file, "has no ImagePositionPatient; cannot order the slices of "
-                                     "series " + series.id);
+      throw core::InputError(f.file,
+                             "has no ImagePositionPatient; cannot order the slices of "
+                             "series " +
+                                 series.id);
     }
     slices.push_back({&f, f.position ? core::dot(*f.position, normal) : 0.0, {}});
   }
-  std::stable_sort(slices.begin(), slices.end(), [](const Slice& a, const Slice& b) { return a.z < b.z; });
+  std::stable_sort(
+      slices.begin(), slices.end(), [](const Slice& a, const Slice& b) { return a.z < b.z; });
 
   const std::size_t n = slices.size();
   const double sx = first.pixelSpacing[0];
@@ -275,7 +289,8 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
       steps.push_back(step);
     }
     std::vector<double> sorted = steps;
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2), sorted.end());
+    std::nth_element(
+        sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2), sorted.end());
     medianStep = sorted[sorted.size() / 2];
     const double tolerance = std::max(options.spacingTolerance * medianStep, 1e-3);
     double maxDeviation = 0;
@@ -294,18 +309,19 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
       if (missing >= 1 && std::abs(ratio - std::round(ratio)) * medianStep <= tolerance) {
         throw core::InputError(slices[k + 1].info->file,
                                std::to_string(missing) + " slice(s) missing between " +
-                                   slices[k].info->file.filename().string() + " and this file (gap " +
-                                   mm(steps[k]) + ", slice step " + mm(medianStep) +
-                                   "); use --resample-irregular to interpolate");
+                                   slices[k].info->file.filename().string() +
+                                   " and this file (gap " + mm(steps[k]) + ", slice step " +
+                                   mm(medianStep) + "); use --resample-irregular to interpolate");
       }
       throw core::InputError(slices[k + 1].info->file,
                              "non-uniform slice spacing in series " + series.id + ": step " +
-                                 mm(steps[k]) + " from " + slices[k].info->file.filename().string() +
-                                 ", elsewhere " + mm(medianStep) +
-                                 "; use --resample-irregular to interpolate");
+                                 mm(steps[k]) + " from " +
+                                 slices[k].info->file.filename().string() + ", elsewhere " +
+                                 mm(medianStep) + "; use --resample-irregular to interpolate");
     }
     if (!irregular && maxDeviation > 1e-3 * medianStep) {
-      out.warnings.push_back("slice steps vary by up to " + mm(maxDeviation) + " (within tolerance)");
+      out.warnings.push_back("slice steps vary by up to " + mm(maxDeviation) +
+                             " (within tolerance)");
     }
     dz = (slices.back().z - slices.front().z) / static_cast<double>(n - 1);
   }
@@ -331,10 +347,11 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
     tilted = out.tiltDegrees > 0.05;
     if (tilted) {
       if (!options.correctGantryTilt) {
-        throw core::InputError(first.file, "series " + series.id + " is tilted by " +
-                                               std::to_string(out.tiltDegrees) +
-                                               " degrees (gantry tilt); it is not a rectilinear "
-                                               "grid. Allow tilt correction to resample it");
+        throw core::InputError(first.file,
+                               "series " + series.id + " is tilted by " +
+                                   std::to_string(out.tiltDegrees) +
+                                   " degrees (gantry tilt); it is not a rectilinear "
+                                   "grid. Allow tilt correction to resample it");
       }
       for (std::size_t k = 0; k < n; ++k) {
         core::Vec3 d{};
@@ -388,7 +405,8 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
       std::vector<float> shifted(plane);
       for (int j = 0; j < h; ++j) {
         for (int i = 0; i < w; ++i) {
-          shifted[static_cast<std::size_t>(j * w + i)] = sample(slices[k].pixels, w, h, i - ux, j - uy, lowest);
+          shifted[static_cast<std::size_t>(j * w + i)] =
+              sample(slices[k].pixels, w, h, i - ux, j - uy, lowest);
         }
       }
       slices[k].pixels = std::move(shifted);
@@ -399,7 +417,9 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
   std::vector<float> voxels(plane * depth);
   if (targetZ.empty()) {
     for (std::size_t k = 0; k < n; ++k) {
-      std::copy(slices[k].pixels.begin(), slices[k].pixels.end(), voxels.begin() + static_cast<long>(k * plane));
+      std::copy(slices[k].pixels.begin(),
+                slices[k].pixels.end(),
+                voxels.begin() + static_cast<long>(k * plane));
     }
   } else {
     std::size_t lo = 0;
@@ -411,7 +431,8 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
       const double span = slices[lo + 1].z - slices[lo].z;
       const double t = std::clamp((z - slices[lo].z) / span, 0.0, 1.0);
       for (std::size_t p = 0; p < plane; ++p) {
-        voxels[k * plane + p] = static_cast<float>((1 - t) * slices[lo].pixels[p] + t * slices[lo + 1].pixels[p]);
+        voxels[k * plane + p] =
+            static_cast<float>((1 - t) * slices[lo].pixels[p] + t * slices[lo + 1].pixels[p]);
       }
     }
   }
@@ -427,9 +448,9 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
   const core::Size3 size{static_cast<std::size_t>(w), static_cast<std::size_t>(h), depth};
 
   const bool fitsInt16 = integral && std::all_of(voxels.begin(), voxels.end(), [](float v) {
-    return v >= std::numeric_limits<std::int16_t>::min() - 0.5f &&
-           v <= std::numeric_limits<std::int16_t>::max() + 0.5f;
-  });
+                           return v >= std::numeric_limits<std::int16_t>::min() - 0.5f &&
+                                  v <= std::numeric_limits<std::int16_t>::max() + 0.5f;
+                         });
   if (fitsInt16) {
     std::vector<std::int16_t> v16(voxels.size());
     std::transform(voxels.begin(), voxels.end(), v16.begin(), [](float v) {

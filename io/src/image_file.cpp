@@ -4,6 +4,7 @@
 #include "densa/core/error.hpp"
 #include "densa/core/itk_bridge.hpp"
 #include "densa/io/atomic_file.hpp"
+
 #include "dcmtk_setup.hpp"
 
 #include <itkImage.h>
@@ -11,16 +12,15 @@
 #include <itkImageFileWriter.h>
 #include <itkImageIOBase.h>
 #include <itkImageIOFactory.h>
-
 #include <zlib.h>
 
 #include <algorithm>
 #include <array>
+#include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <cctype>
-#include <cmath>
 #include <limits>
 #include <string>
 
@@ -36,7 +36,8 @@ std::string lower(std::string s) {
 }
 
 bool endsWith(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // Refuse images whose decoded size is absurd before ITK tries to allocate them.
@@ -98,8 +99,9 @@ void checkNiftiComplete(const fs::path& path, std::uint64_t dataBytes) {
     std::memcpy(&voxOffset, header.data() + 108, sizeof voxOffset);
     const auto need = static_cast<std::uint64_t>(std::max(voxOffset, 348.0F)) + dataBytes;
     if (fs::file_size(path) < need) {
-      throw core::InputError(path, "truncated: " + std::to_string(fs::file_size(path)) +
-                                       " bytes, the header needs " + std::to_string(need));
+      throw core::InputError(path,
+                             "truncated: " + std::to_string(fs::file_size(path)) +
+                                 " bytes, the header needs " + std::to_string(need));
     }
     return;
   }
@@ -110,12 +112,14 @@ void checkNiftiComplete(const fs::path& path, std::uint64_t dataBytes) {
   float voxOffset = 352;
   if (gzFile f = gzopen(path.c_str(), "rb")) {
     std::array<char, 112> header{};
-    if (gzread(f, header.data(), static_cast<unsigned>(header.size())) == static_cast<int>(header.size())) {
+    if (gzread(f, header.data(), static_cast<unsigned>(header.size())) ==
+        static_cast<int>(header.size())) {
       std::memcpy(&voxOffset, header.data() + 108, sizeof voxOffset);
     }
     gzclose(f);
   }
-  const std::uint64_t expected = static_cast<std::uint64_t>(std::max(voxOffset, 348.0F)) + dataBytes;
+  const std::uint64_t expected =
+      static_cast<std::uint64_t>(std::max(voxOffset, 348.0F)) + dataBytes;
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   const auto size = static_cast<std::uint64_t>(in.tellg());
   std::uint32_t isize = 0;
@@ -129,8 +133,9 @@ void checkNiftiComplete(const fs::path& path, std::uint64_t dataBytes) {
   // Multi-member gzip or a real problem: decompress to be sure.
   const auto length = gzipLength(path);
   if (!length || *length < expected) {
-    throw core::InputError(path, "truncated or corrupt gzip data (the header needs " +
-                                     std::to_string(expected) + " bytes)");
+    throw core::InputError(path,
+                           "truncated or corrupt gzip data (the header needs " +
+                               std::to_string(expected) + " bytes)");
   }
 }
 
@@ -165,13 +170,15 @@ void checkMetaImageComplete(const fs::path& path, std::uint64_t dataBytes) {
         std::error_code ec;
         available = fs::file_size(dataFile, ec);
         if (ec) {
-          return;  // a file list or pattern: leave it to ITK
+          return; // a file list or pattern: leave it to ITK
         }
       }
       const std::uint64_t need = compressed ? compressedSize.value_or(0) : dataBytes;
       if (available < need) {
-        throw core::InputError(dataFile, "truncated: " + std::to_string(available) +
-                                             " bytes of image data, the header needs " + std::to_string(need));
+        throw core::InputError(dataFile,
+                               "truncated: " + std::to_string(available) +
+                                   " bytes of image data, the header needs " +
+                                   std::to_string(need));
       }
       return;
     }
@@ -218,8 +225,8 @@ core::AnyVolume readImage(const fs::path& path) {
                            ".mhd, or a DICOM file or folder)");
   }
   try {
-    auto imageIO = itk::ImageIOFactory::CreateImageIO(path.string().c_str(),
-                                                      itk::ImageIOFactory::IOFileModeEnum::ReadMode);
+    auto imageIO = itk::ImageIOFactory::CreateImageIO(
+        path.string().c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
     if (!imageIO) {
       throw core::InputError(path, "not a readable NIfTI/NRRD/MetaImage file");
     }
@@ -282,8 +289,8 @@ void writeImage(const core::AnyVolume& volume, const fs::path& path) {
   detail::registerItkIo();
   const auto format = imageFormatFromPath(path);
   if (!format) {
-    throw core::InputError(path,
-                           "unsupported output format (use .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd)");
+    throw core::InputError(
+        path, "unsupported output format (use .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd)");
   }
   writeAtomically(path, [&](const fs::path& temp) {
     std::visit(

@@ -18,17 +18,19 @@ LoadedVolume loadVolume(const std::filesystem::path& path, const LoadOptions& op
   if (scan.series.empty()) {
     std::string why = "no DICOM image series found";
     if (!scan.skipped.empty()) {
-      why += " (" + std::to_string(scan.skipped.size()) + " file(s) skipped; first: " +
-             scan.skipped.front().file.filename().string() + ": " + scan.skipped.front().reason + ")";
+      why += " (" + std::to_string(scan.skipped.size()) +
+             " file(s) skipped; first: " + scan.skipped.front().file.filename().string() + ": " +
+             scan.skipped.front().reason + ")";
     }
     throw core::InputError(path, why);
   }
   const DicomSeries& series = selectSeries(scan, options.selection);
   LoadedSeries loaded = loadDicomSeries(series, options.dicom);
-  LoadedVolume out{std::move(loaded.volume), path, std::move(loaded.provenance), std::move(loaded.warnings)};
+  LoadedVolume out{
+      std::move(loaded.volume), path, std::move(loaded.provenance), std::move(loaded.warnings)};
   if (scan.series.size() > 1) {
-    out.warnings.push_back(std::to_string(scan.series.size()) + " series found; loaded " + series.id +
-                           " (choose another with --series)");
+    out.warnings.push_back(std::to_string(scan.series.size()) + " series found; loaded " +
+                           series.id + " (choose another with --series)");
   }
   return out;
 }

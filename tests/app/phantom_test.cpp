@@ -4,6 +4,7 @@
 #include "densa/io/dicom_writer.hpp"
 #include "densa/io/image_file.hpp"
 #include "densa/io/load.hpp"
+
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -50,7 +51,7 @@ TEST(MakePhantom, HasAnEnhancedLiverInsideTheBodyAndAirOutside) {
     EXPECT_LT(liverHu, 140) << seed;
     std::size_t background = 0;
     (void)meanWhere(p, 0, background);
-    EXPECT_LT(p.ct.at(0, 0, 0), -900);  // a corner is air
+    EXPECT_LT(p.ct.at(0, 0, 0), -900); // a corner is air
     // The liver lies in the patient's right (LPS -x): its centroid has negative x.
     double x = 0;
     for (std::size_t k = 0; k < p.ct.size()[2]; ++k) {
@@ -92,7 +93,7 @@ TEST(MakePhantom, SurvivesADicomRoundTripWithLabelsAligned) {
   const auto labels = std::get<core::LabelMap>(io::readImage(tmp / "label.nii.gz"));
   const auto& loaded = std::get<core::Volume<std::int16_t>>(ct.volume);
   EXPECT_TRUE(std::ranges::equal(loaded.voxels(), p.ct.voxels()));
-  EXPECT_TRUE(loaded.geometry().approxEqual(p.ct.geometry(), 1e-6));  // DS strings: 10 digits
+  EXPECT_TRUE(loaded.geometry().approxEqual(p.ct.geometry(), 1e-6)); // DS strings: 10 digits
   EXPECT_TRUE(labels.geometry().approxEqual(core::geometryOf(ct.volume), 1e-4));
   EXPECT_TRUE(std::ranges::equal(labels.voxels(), p.labels.voxels()));
 }

@@ -12,10 +12,10 @@
 #include <itkGDCMSeriesFileNames.h>
 #include <itkImage.h>
 #include <itkImageSeriesReader.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
-#include <unistd.h>
 
 namespace {
 
@@ -34,7 +34,8 @@ fs::path series(const char* name) {
 // A tree of many small single-slice files, written once.
 const fs::path& syntheticTree() {
   static const fs::path dir = [] {
-    const fs::path d = fs::temp_directory_path() / ("densa-bench-tree-" + std::to_string(::getpid()));
+    const fs::path d =
+        fs::temp_directory_path() / ("densa-bench-tree-" + std::to_string(::getpid()));
     core::Volume<std::int16_t> v({64, 64, 500}, {}, 40);
     for (int s = 0; s < 4; ++s) {
       io::DicomWriteOptions o;
@@ -54,7 +55,8 @@ void BM_DensaHeaderScan_2000Files(benchmark::State& state) {
     files += scan.filesSeen;
     benchmark::DoNotOptimize(scan.series.size());
   }
-  state.counters["files/s"] = benchmark::Counter(static_cast<double>(files), benchmark::Counter::kIsRate);
+  state.counters["files/s"] =
+      benchmark::Counter(static_cast<double>(files), benchmark::Counter::kIsRate);
 }
 
 void BM_ItkSeriesFileNames_2000Files(benchmark::State& state) {
@@ -71,7 +73,8 @@ void BM_ItkSeriesFileNames_2000Files(benchmark::State& state) {
       }
     }
   }
-  state.counters["files/s"] = benchmark::Counter(static_cast<double>(files), benchmark::Counter::kIsRate);
+  state.counters["files/s"] =
+      benchmark::Counter(static_cast<double>(files), benchmark::Counter::kIsRate);
 }
 
 void densaLoad(benchmark::State& state, const char* name) {
@@ -84,7 +87,8 @@ void densaLoad(benchmark::State& state, const char* name) {
   std::size_t bytes = 0;
   for (auto _ : state) {
     const auto loaded = io::loadDicomSeries(scan.series.front());
-    bytes += std::visit([](const auto& v) { return v.voxelCount() * sizeof(std::int16_t); }, loaded.volume);
+    bytes += std::visit([](const auto& v) { return v.voxelCount() * sizeof(std::int16_t); },
+                        loaded.volume);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
 }
@@ -110,10 +114,21 @@ void itkLoad(benchmark::State& state, const char* name) {
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
 }
 
-void BM_DensaLoad_Uncompressed(benchmark::State& s) { densaLoad(s, "dicom_uncompressed"); }
-void BM_ItkLoad_Uncompressed(benchmark::State& s) { itkLoad(s, "dicom_uncompressed"); }
-void BM_DensaLoad_Jpeg2000(benchmark::State& s) { densaLoad(s, "dicom_j2k"); }
-void BM_ItkLoad_Jpeg2000(benchmark::State& s) { itkLoad(s, "dicom_j2k"); }
+void BM_DensaLoad_Uncompressed(benchmark::State& s) {
+  densaLoad(s, "dicom_uncompressed");
+}
+
+void BM_ItkLoad_Uncompressed(benchmark::State& s) {
+  itkLoad(s, "dicom_uncompressed");
+}
+
+void BM_DensaLoad_Jpeg2000(benchmark::State& s) {
+  densaLoad(s, "dicom_j2k");
+}
+
+void BM_ItkLoad_Jpeg2000(benchmark::State& s) {
+  itkLoad(s, "dicom_j2k");
+}
 
 BENCHMARK(BM_DensaHeaderScan_2000Files)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ItkSeriesFileNames_2000Files)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -128,6 +143,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   std::error_code ec;
-  fs::remove_all(fs::temp_directory_path() / ("densa-bench-tree-" + std::to_string(::getpid())), ec);
+  fs::remove_all(fs::temp_directory_path() / ("densa-bench-tree-" + std::to_string(::getpid())),
+                 ec);
   return 0;
 }

@@ -12,7 +12,7 @@ TEST(Geometry, IndexToPhysicalFollowsDirectionAndSpacing) {
   Geometry g;
   g.spacing = {0.5, 2.0, 3.0};
   g.origin = {10, 20, 30};
-  g.direction = {1, 0, 0, 0, -1, 0, 0, 0, 1};  // j flipped (LAS)
+  g.direction = {1, 0, 0, 0, -1, 0, 0, 0, 1}; // j flipped (LAS)
   const Vec3 p = g.indexToPhysical({2, 3, 4});
   EXPECT_DOUBLE_EQ(p[0], 11.0);
   EXPECT_DOUBLE_EQ(p[1], 14.0);
@@ -32,7 +32,7 @@ TEST(Geometry, OrientationCodeUsesLpsLetters) {
   EXPECT_EQ(orientationCode({1, 0, 0, 0, 1, 0, 0, 0, 1}), "LPS");
   EXPECT_EQ(orientationCode({1, 0, 0, 0, -1, 0, 0, 0, 1}), "LAS");
   EXPECT_EQ(orientationCode({-1, 0, 0, 0, -1, 0, 0, 0, 1}), "RAS");
-  EXPECT_EQ(orientationCode({1, 0, 0, 0, 0, 1, 0, -1, 0}), "LIP");  // coronal
+  EXPECT_EQ(orientationCode({1, 0, 0, 0, 0, 1, 0, -1, 0}), "LIP"); // coronal
 }
 
 TEST(Geometry, DetectsNonOrthonormalDirections) {

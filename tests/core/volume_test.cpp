@@ -2,6 +2,7 @@
 #include "densa/core/volume.hpp"
 
 #include "densa/core/error.hpp"
+
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -21,8 +22,8 @@ TEST(Volume, MoveIsCheapAndLeavesSourceEmpty) {
   auto v = testing::ramp<float>({64, 64, 16}, testing::obliqueGeometry());
   const float* buffer = v.data();
   Volume<float> moved = std::move(v);
-  EXPECT_EQ(moved.data(), buffer);  // no copy of the voxels
-  EXPECT_TRUE(v.empty());           // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(moved.data(), buffer); // no copy of the voxels
+  EXPECT_TRUE(v.empty());          // NOLINT(bugprone-use-after-move)
   EXPECT_EQ(moved.at(2, 1, 1), 2 + 3 + 7);
 }
 

@@ -2,6 +2,7 @@
 #include "densa/io/atomic_file.hpp"
 
 #include "densa/core/error.hpp"
+
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -22,7 +23,8 @@ std::string slurp(const fs::path& p) {
 }
 
 std::size_t entries(const fs::path& dir) {
-  return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+  return static_cast<std::size_t>(
+      std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
 }
 
 TEST(WriteAtomically, ReplacesTargetAndLeavesNoTemporaries) {

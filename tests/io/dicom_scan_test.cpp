@@ -3,6 +3,7 @@
 
 #include "densa/core/error.hpp"
 #include "densa/io/dicom_writer.hpp"
+
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -35,7 +36,7 @@ TEST(ScanDicom, FindsEverySeriesAndReportsJunk) {
 
   const DicomScan scan = scanDicom(tmp.path());
   ASSERT_EQ(scan.series.size(), 2U);
-  EXPECT_EQ(scan.series[0].description, "B");  // more slices first
+  EXPECT_EQ(scan.series[0].description, "B"); // more slices first
   EXPECT_EQ(scan.series[0].sliceCount(), 9U);
   EXPECT_EQ(scan.series[1].sliceCount(), 5U);
   EXPECT_EQ(scan.filesSeen, 17U);

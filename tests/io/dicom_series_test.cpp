@@ -4,6 +4,7 @@
 #include "densa/core/error.hpp"
 #include "densa/io/dicom_writer.hpp"
 #include "densa/io/load.hpp"
+
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -16,7 +17,7 @@ namespace fs = std::filesystem;
 core::Volume<std::int16_t> obliqueCt(std::size_t slices) {
   auto v = testing::ramp<std::int16_t>({20, 14, slices}, testing::obliqueGeometry());
   for (auto& x : v.voxels()) {
-    x = static_cast<std::int16_t>(x * 7 - 1000);  // HU-like, negative values included
+    x = static_cast<std::int16_t>(x * 7 - 1000); // HU-like, negative values included
   }
   return v;
 }
@@ -46,7 +47,7 @@ TEST(LoadDicomSeries, RoundTripKeepsHuAndObliqueGeometry) {
   EXPECT_TRUE(v.geometry().approxEqual(ct.geometry(), 1e-6));
   EXPECT_EQ(v.voxels()[0], ct.voxels()[0]);
   EXPECT_TRUE(std::ranges::equal(v.voxels(), ct.voxels()));
-  EXPECT_LT(loaded.tiltDegrees, 1e-4);  // only DS rounding
+  EXPECT_LT(loaded.tiltDegrees, 1e-4); // only DS rounding
   ASSERT_EQ(loaded.provenance.files.size(), 6U);
   EXPECT_EQ(loaded.provenance.files.front(), files.front());
   EXPECT_EQ(loaded.provenance.sopInstanceUids.size(), 6U);
@@ -89,7 +90,8 @@ TEST(LoadDicomSeries, DuplicateSliceIsAClearError) {
   testing::TempDir tmp;
   const auto files = writeDicomSeries(obliqueCt(3), tmp.path());
   fs::copy_file(files[1], tmp / "copy.dcm");
-  EXPECT_NE(errorOf([&] { (void)loadOnly(tmp.path()); }).find("same slice position"), std::string::npos);
+  EXPECT_NE(errorOf([&] { (void)loadOnly(tmp.path()); }).find("same slice position"),
+            std::string::npos);
 }
 
 TEST(LoadDicomSeries, TruncatedPixelDataNamesTheFile) {

@@ -2,6 +2,7 @@
 #include "densa/io/image_file.hpp"
 
 #include "densa/core/error.hpp"
+
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>

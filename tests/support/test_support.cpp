@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "support/test_support.hpp"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <random>
-#include <unistd.h>
 
 namespace densa::testing {
 
@@ -31,9 +32,8 @@ std::optional<fs::path> dataPath(const std::string& relative) {
 TempDir::TempDir() {
   static std::atomic<int> counter{0};
   std::random_device rd;
-  m_path = fs::temp_directory_path() /
-           ("densa-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
-            std::to_string(rd()));
+  m_path = fs::temp_directory_path() / ("densa-test-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(counter++) + "-" + std::to_string(rd()));
   fs::create_directories(m_path);
 }
 

@@ -25,7 +25,9 @@ public:
 
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return m_path; }
 
-  [[nodiscard]] std::filesystem::path operator/(const std::string& name) const { return m_path / name; }
+  [[nodiscard]] std::filesystem::path operator/(const std::string& name) const {
+    return m_path / name;
+  }
 
 private:
   std::filesystem::path m_path;
@@ -40,9 +42,9 @@ template <typename T>
 
 } // namespace densa::testing
 
-#define DENSA_REQUIRE_DATA(var, relative)                                                     \
-  const auto var##Opt = ::densa::testing::dataPath(relative);                                 \
-  if (!var##Opt) {                                                                            \
-    GTEST_SKIP() << "test data not found: " << (relative) << " (set DENSA_DATA_DIR)";         \
-  }                                                                                           \
+#define DENSA_REQUIRE_DATA(var, relative)                                                          \
+  const auto var##Opt = ::densa::testing::dataPath(relative);                                      \
+  if (!var##Opt) {                                                                                 \
+    GTEST_SKIP() << "test data not found: " << (relative) << " (set DENSA_DATA_DIR)";              \
+  }                                                                                                \
   const std::filesystem::path var = *var##Opt

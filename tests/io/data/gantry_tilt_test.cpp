@@ -4,6 +4,7 @@
 #include "densa/core/error.hpp"
 #include "densa/io/dicom_scan.hpp"
 #include "densa/io/dicom_series.hpp"
+
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -38,7 +39,7 @@ TEST(GantryTilt, IsCorrectedOntoARectilinearGridByDefault) {
     EXPECT_TRUE(core::isOrthonormal(g.direction));
     EXPECT_NEAR(g.spacing[2], expectedThickness[s], 0.01);
     EXPECT_NEAR(g.direction[4], 0.9483237, 1e-6);  // column direction y
-    EXPECT_NEAR(g.direction[7], -0.3173047, 1e-6);  // column direction z
+    EXPECT_NEAR(g.direction[7], -0.3173047, 1e-6); // column direction z
     bool mentionsTilt = false;
     for (const auto& w : loaded.warnings) {
       mentionsTilt = mentionsTilt || w.find("gantry tilt") != std::string::npos;
@@ -71,7 +72,8 @@ TEST(GantryTilt, StackingAll28SlicesIsRefusedAsNonUniform) {
     (void)loadDicomSeries(all);
     FAIL();
   } catch (const core::InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("non-uniform slice spacing"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("non-uniform slice spacing"), std::string::npos)
+        << e.what();
   }
 }
 

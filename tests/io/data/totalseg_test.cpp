@@ -6,6 +6,7 @@
 #include "densa/io/dicom_series.hpp"
 #include "densa/io/image_file.hpp"
 #include "densa/io/load.hpp"
+
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -73,8 +74,10 @@ TEST(TotalsegCt, LasLabelMapLinesUpWithCtInPhysicalSpace) {
   EXPECT_GT(liver, 80.0);
   EXPECT_LT(liver, 160.0);
   // The same check fails when the j-axis flip is ignored (raw voxel order laid on the CT grid).
-  const core::LabelMap ignoredFlip(ct.size(), ct.geometry(),
-                                   std::vector<std::uint8_t>(labels.voxels().begin(), labels.voxels().end()));
+  const core::LabelMap ignoredFlip(
+      ct.size(),
+      ct.geometry(),
+      std::vector<std::uint8_t>(labels.voxels().begin(), labels.voxels().end()));
   const double wrong = meanHu(ct, ignoredFlip, 5);
   EXPECT_FALSE(wrong > 80.0 && wrong < 160.0) << "flip-ignored liver mean " << wrong << " HU";
 }

@@ -13,7 +13,7 @@ namespace densa::app {
 struct InfoOptions {
   std::filesystem::path input;
   bool json = false;
-  bool headersOnly = false;  ///< skip decoding (no HU range, no geometry checks)
+  bool headersOnly = false; ///< skip decoding (no HU range, no geometry checks)
   bool resampleIrregular = false;
   bool correctTilt = true;
 };
@@ -25,7 +25,7 @@ int runInfo(const InfoOptions& options, std::ostream& out, std::ostream& err);
 struct ConvertOptions {
   std::filesystem::path input;
   std::filesystem::path output;
-  std::optional<std::string> series;  ///< id, UID or index
+  std::optional<std::string> series; ///< id, UID or index
   bool resampleIrregular = false;
   bool correctTilt = true;
   bool overwrite = true;
@@ -39,10 +39,10 @@ struct PhantomOptions {
   std::filesystem::path output;
   int cases = 1;
   std::uint64_t seed = 1;
-  int size = 256;      ///< in-plane matrix
+  int size = 256; ///< in-plane matrix
   int slices = 48;
-  double spacingXY = 0.0;  ///< mm; 0: chosen per case from the seed
-  double spacingZ = 2.5;   ///< mm
+  double spacingXY = 0.0; ///< mm; 0: chosen per case from the seed
+  double spacingZ = 2.5;  ///< mm
 };
 
 /// Writes synthetic abdominal CT phantoms (DICOM series + NIfTI label maps). Returns an exit code.

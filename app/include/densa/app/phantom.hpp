@@ -9,10 +9,10 @@ namespace densa::app {
 
 /// Geometry and content knobs of one synthetic abdominal CT.
 struct PhantomSpec {
-  int size = 256;           ///< in-plane matrix
+  int size = 256; ///< in-plane matrix
   int slices = 48;
-  double spacingXY = 0.0;   ///< mm; 0: field of view ~360 mm
-  double spacingZ = 2.5;    ///< mm
+  double spacingXY = 0.0; ///< mm; 0: field of view ~360 mm
+  double spacingZ = 2.5;  ///< mm
   int maxTumours = 3;
 };
 

@@ -24,22 +24,22 @@ struct DicomFileInfo {
   std::string frameOfReferenceUid;
   std::string modality;
   std::string seriesDescription;
-  std::string imageType;       ///< backslash-separated values, e.g. ORIGINAL\PRIMARY\AXIAL
-  std::string transferSyntax;  ///< UID of the transfer syntax the file is stored in
+  std::string imageType;      ///< backslash-separated values, e.g. ORIGINAL\PRIMARY\AXIAL
+  std::string transferSyntax; ///< UID of the transfer syntax the file is stored in
   int seriesNumber = 0;
   int instanceNumber = 0;
   int rows = 0;
   int columns = 0;
-  int frames = 1;              ///< NumberOfFrames (1 when absent)
+  int frames = 1; ///< NumberOfFrames (1 when absent)
   int bitsAllocated = 0;
-  std::optional<core::Vec3> position;                 ///< ImagePositionPatient (mm, LPS)
-  std::optional<std::array<double, 6>> orientation;   ///< ImageOrientationPatient (row\column)
-  std::array<double, 2> pixelSpacing{1.0, 1.0};       ///< {x: between columns, y: between rows}, mm
+  std::optional<core::Vec3> position;               ///< ImagePositionPatient (mm, LPS)
+  std::optional<std::array<double, 6>> orientation; ///< ImageOrientationPatient (row\column)
+  std::array<double, 2> pixelSpacing{1.0, 1.0};     ///< {x: between columns, y: between rows}, mm
   bool hasPixelSpacing = false;
   double sliceThickness = 0;
   double rescaleSlope = 1;
   double rescaleIntercept = 0;
-  double gantryTilt = 0;                              ///< GantryDetectorTilt, degrees
+  double gantryTilt = 0; ///< GantryDetectorTilt, degrees
 };
 
 /// A file the scan did not use, and why.
@@ -52,7 +52,8 @@ struct SkippedFile {
 /// matrix size, pixel spacing and slice thickness (a UID covering several geometries is split
 /// into sub-series; files with an empty UID are grouped by geometry alone).
 struct DicomSeries {
-  std::string id;  ///< the SeriesInstanceUID, suffixed "#2", "#3"… for sub-series; "noUID-…" when empty
+  std::string
+      id; ///< the SeriesInstanceUID, suffixed "#2", "#3"… for sub-series; "noUID-…" when empty
   std::string seriesInstanceUid;
   std::string studyInstanceUid;
   std::string frameOfReferenceUid;
@@ -65,20 +66,22 @@ struct DicomSeries {
   std::array<double, 2> pixelSpacing{1.0, 1.0};
   double sliceThickness = 0;
   std::optional<std::array<double, 6>> orientation;
-  std::vector<DicomFileInfo> files;  ///< in scan order; loading sorts along the slice normal
+  std::vector<DicomFileInfo> files; ///< in scan order; loading sorts along the slice normal
   std::vector<std::string> warnings;
 
   /// Number of slices (files × frames).
   [[nodiscard]] std::size_t sliceCount() const noexcept;
+
   /// True for Modality CT.
   [[nodiscard]] bool isCt() const noexcept { return modality == "CT"; }
+
   /// True when ImageType holds ORIGINAL and AXIAL.
   [[nodiscard]] bool isOriginalAxial() const;
 };
 
 /// The result of scanning a folder tree.
 struct DicomScan {
-  std::vector<DicomSeries> series;  ///< ordered: CT first, then by slice count (descending)
+  std::vector<DicomSeries> series; ///< ordered: CT first, then by slice count (descending)
   std::vector<SkippedFile> skipped;
   std::size_t filesSeen = 0;
 };
@@ -97,15 +100,16 @@ struct ScanOptions {
 /// Scans `root` (a folder, searched recursively, or a single file) for DICOM images. Non-DICOM,
 /// non-image and unreadable files are listed in `skipped` with a reason; the scan never throws
 /// for a bad file. Throws core::InputError when `root` does not exist.
-[[nodiscard]] DicomScan scanDicom(const std::filesystem::path& root, const ScanOptions& options = {});
+[[nodiscard]] DicomScan scanDicom(const std::filesystem::path& root,
+                                  const ScanOptions& options = {});
 
 /// Groups headers into series (see DicomSeries) and orders them as scanDicom does.
 [[nodiscard]] std::vector<DicomSeries> groupIntoSeries(std::vector<DicomFileInfo> files);
 
 /// How to choose one series among many.
 struct SeriesSelection {
-  std::optional<std::string> id;       ///< a DicomSeries::id or a SeriesInstanceUID
-  std::optional<std::size_t> index;    ///< position in DicomScan::series (0-based)
+  std::optional<std::string> id;    ///< a DicomSeries::id or a SeriesInstanceUID
+  std::optional<std::size_t> index; ///< position in DicomScan::series (0-based)
 };
 
 /// Picks the series to segment. With an explicit id or index, that series. Otherwise, by rules:

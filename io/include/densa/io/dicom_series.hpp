@@ -34,9 +34,9 @@ struct DicomProvenance {
   std::string sopClassUid;
   std::string modality;
   std::string description;
-  std::vector<std::filesystem::path> files;      ///< in slice order (k = 0, 1, …)
-  std::vector<std::string> sopInstanceUids;      ///< in slice order
-  std::vector<std::string> transferSyntaxes;     ///< distinct UIDs
+  std::vector<std::filesystem::path> files;  ///< in slice order (k = 0, 1, …)
+  std::vector<std::string> sopInstanceUids;  ///< in slice order
+  std::vector<std::string> transferSyntaxes; ///< distinct UIDs
 };
 
 /// A loaded series.

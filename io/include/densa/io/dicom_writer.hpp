@@ -14,11 +14,11 @@ struct DicomWriteOptions {
   std::string patientName = "SYNTHETIC^PHANTOM";
   std::string patientId = "DENSA-SYNTH";
   std::string seriesDescription = "SYNTHETIC CT (Densa)";
-  std::string studyInstanceUid;     ///< generated when empty
-  std::string seriesInstanceUid;    ///< generated when empty
-  std::string frameOfReferenceUid;  ///< generated when empty
+  std::string studyInstanceUid;    ///< generated when empty
+  std::string seriesInstanceUid;   ///< generated when empty
+  std::string frameOfReferenceUid; ///< generated when empty
   int seriesNumber = 1;
-  std::string filePrefix = "slice";  ///< files are <prefix>_<k:04>.dcm
+  std::string filePrefix = "slice"; ///< files are <prefix>_<k:04>.dcm
   /// Mark the images as synthetic (ImageType DERIVED\SECONDARY, BurnedInAnnotation NO and a
   /// "SYNTHETIC" ImageComments). Off only for tests that need ORIGINAL\PRIMARY\AXIAL.
   bool synthetic = true;

@@ -16,7 +16,7 @@ namespace densa::io {
 struct LoadedVolume {
   core::AnyVolume volume;
   std::filesystem::path source;
-  std::optional<DicomProvenance> dicom;  ///< set when the source was DICOM
+  std::optional<DicomProvenance> dicom; ///< set when the source was DICOM
   std::vector<std::string> warnings;
 };
 
@@ -27,6 +27,7 @@ struct LoadOptions {
 
 /// Loads `path`: a NIfTI/NRRD/MetaImage file, or a DICOM file or folder tree (the series chosen by
 /// `options.selection`, see selectSeries). Throws core::InputError naming the file and problem.
-[[nodiscard]] LoadedVolume loadVolume(const std::filesystem::path& path, const LoadOptions& options = {});
+[[nodiscard]] LoadedVolume loadVolume(const std::filesystem::path& path,
+                                      const LoadOptions& options = {});
 
 } // namespace densa::io
