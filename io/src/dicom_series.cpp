@@ -34,7 +34,45 @@ struct Slice {
   const DicomFileInfo* info = nullptr;
   double z = 0; // position along the slice normal, mm
   std::vector<float> pixels;
+  float lowest = 0;
+  float highest = 0;
+  bool integral = true;
 };
+
+// Value range and integrality of a decoded slice (computed in the decoding threads).
+void measure(Slice& slice) {
+  float lo = std::numeric_limits<float>::max();
+  float hi = std::numeric_limits<float>::lowest();
+  bool integral = true;
+  for (const float v : slice.pixels) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+    // Exact for |v| < 2^24; larger values fail the int16 range test anyway.
+    integral &= std::abs(v) < 16777216.0F && static_cast<float>(static_cast<std::int32_t>(v)) == v;
+  }
+  slice.lowest = lo;
+  slice.highest = hi;
+  slice.integral = integral;
+}
+
+// Runs body(i) for i in [0, count) on up to `threads` threads.
+template <typename Body>
+void parallelFor(std::size_t count, unsigned threads, Body body) {
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t i = next++; i < count; i = next++) {
+      body(i);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads && t < count; ++t) {
+    pool.emplace_back(worker);
+  }
+  worker();
+  for (auto& t : pool) {
+    t.join();
+  }
+}
 
 std::string mm(double v) {
   std::ostringstream s;
@@ -156,6 +194,7 @@ std::vector<float> decodeSlice(const DicomFileInfo& info) {
 void decodeAll(std::vector<Slice>& slices, unsigned threads) {
   // The first decode runs alone: it initialises GDCM's dictionaries.
   slices.front().pixels = decodeSlice(*slices.front().info);
+  measure(slices.front());
   std::atomic<std::size_t> next{1};
   std::exception_ptr failure;
   std::mutex failureMutex;
@@ -163,6 +202,7 @@ void decodeAll(std::vector<Slice>& slices, unsigned threads) {
     for (std::size_t i = next++; i < slices.size(); i = next++) {
       try {
         slices[i].pixels = decodeSlice(*slices[i].info);
+        measure(slices[i]);
       } catch (...) {
         const std::lock_guard lock(failureMutex);
         if (!failure) {
@@ -390,13 +430,16 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
   const int h = first.rows;
   const std::size_t plane = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
   float lowest = std::numeric_limits<float>::max();
+  float highest = std::numeric_limits<float>::lowest();
   bool integral = true;
   for (const auto& s : slices) {
-    for (const float v : s.pixels) {
-      lowest = std::min(lowest, v);
-      integral = integral && std::nearbyint(v) == v;
-    }
+    lowest = std::min(lowest, s.lowest);
+    highest = std::max(highest, s.highest);
+    integral = integral && s.integral;
   }
+  // Interpolation (tilt, irregular spacing) never leaves [lowest, highest].
+  const bool fitsInt16 = integral && lowest >= std::numeric_limits<std::int16_t>::min() &&
+                         highest <= std::numeric_limits<std::int16_t>::max();
   // Tilt: shift each slice in-plane so that it sits on the grid of the first slice.
   if (tilted) {
     for (std::size_t k = 1; k < n; ++k) {
@@ -414,29 +457,27 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
   }
 
   const std::size_t depth = targetZ.empty() ? n : targetZ.size();
-  std::vector<float> voxels(plane * depth);
-  if (targetZ.empty()) {
-    for (std::size_t k = 0; k < n; ++k) {
-      std::copy(slices[k].pixels.begin(),
-                slices[k].pixels.end(),
-                voxels.begin() + static_cast<long>(k * plane));
+  // Slice k of the output as a function filling `dst` (plane values), so that int16 output is
+  // written directly without a float copy of the whole volume.
+  auto outputSlice = [&](std::size_t k, auto* dst, auto convert) {
+    if (targetZ.empty()) {
+      std::transform(slices[k].pixels.begin(), slices[k].pixels.end(), dst, convert);
+      return;
     }
-  } else {
-    std::size_t lo = 0;
-    for (std::size_t k = 0; k < depth; ++k) {
-      const double z = targetZ[k];
-      while (lo + 2 < n && slices[lo + 1].z < z) {
-        ++lo;
-      }
-      const double span = slices[lo + 1].z - slices[lo].z;
-      const double t = std::clamp((z - slices[lo].z) / span, 0.0, 1.0);
-      for (std::size_t p = 0; p < plane; ++p) {
-        voxels[k * plane + p] =
-            static_cast<float>((1 - t) * slices[lo].pixels[p] + t * slices[lo + 1].pixels[p]);
-      }
+    const double z = targetZ[k];
+    const auto above = std::upper_bound(
+        slices.begin(), slices.end(), z, [](double v, const Slice& s) { return v < s.z; });
+    const std::size_t lo =
+        std::clamp<std::size_t>(static_cast<std::size_t>(above - slices.begin()), 1, n - 1) - 1;
+    const double span = slices[lo + 1].z - slices[lo].z;
+    const double t = std::clamp((z - slices[lo].z) / span, 0.0, 1.0);
+    for (std::size_t p = 0; p < plane; ++p) {
+      dst[p] = convert(
+          static_cast<float>((1 - t) * slices[lo].pixels[p] + t * slices[lo + 1].pixels[p]));
     }
-  }
-
+  };
+  unsigned threads = options.threads ? options.threads : std::thread::hardware_concurrency();
+  threads = std::clamp<unsigned>(threads, 1, 16);
   core::Geometry geometry;
   geometry.spacing = {sx, sy, dz};
   geometry.origin = origin;
@@ -447,17 +488,25 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
   }
   const core::Size3 size{static_cast<std::size_t>(w), static_cast<std::size_t>(h), depth};
 
-  const bool fitsInt16 = integral && std::all_of(voxels.begin(), voxels.end(), [](float v) {
-                           return v >= std::numeric_limits<std::int16_t>::min() - 0.5f &&
-                                  v <= std::numeric_limits<std::int16_t>::max() + 0.5f;
-                         });
   if (fitsInt16) {
-    std::vector<std::int16_t> v16(voxels.size());
-    std::transform(voxels.begin(), voxels.end(), v16.begin(), [](float v) {
-      return static_cast<std::int16_t>(std::lround(v));
+    std::vector<std::int16_t> v16(plane * depth);
+    const bool exact = !tilted && targetZ.empty(); // integral values, no interpolation
+    parallelFor(depth, threads, [&](std::size_t k) {
+      if (exact) {
+        outputSlice(
+            k, v16.data() + k * plane, [](float v) { return static_cast<std::int16_t>(v); });
+      } else {
+        outputSlice(k, v16.data() + k * plane, [](float v) {
+          return static_cast<std::int16_t>(v >= 0 ? v + 0.5F : v - 0.5F);
+        });
+      }
     });
     out.volume = core::Volume<std::int16_t>(size, geometry, std::move(v16));
   } else {
+    std::vector<float> voxels(plane * depth);
+    parallelFor(depth, threads, [&](std::size_t k) {
+      outputSlice(k, voxels.data() + k * plane, [](float v) { return v; });
+    });
     out.volume = core::Volume<float>(size, geometry, std::move(voxels));
   }
 
