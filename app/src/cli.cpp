@@ -96,6 +96,29 @@ int runCli(int argc, char** argv) {
   phantomCmd->add_option("--spacing-z", phantom.spacingZ, "Slice spacing in mm")
       ->check(CLI::Range(0.1, 20.0));
 
+  EvaluateOptions evaluate;
+  auto* evaluateCmd = cli.add_subcommand(
+      "evaluate",
+      "Score predicted label maps against references with the LiTS challenge metrics (Dice per "
+      "case "
+      "and global, VOE, RVD, ASSD, MSD, RMSD, lesion detection, tumour burden) plus HD95 and "
+      "surface "
+      "Dice, in mm. Cases are matched by id (file name without role words such as segmentation-, "
+      "volume-, _pred).\nExample: densa evaluate preds/ labels/ -o eval/");
+  evaluateCmd->add_option("PRED", evaluate.predicted, "Predicted label map, or a folder of them")
+      ->required();
+  evaluateCmd->add_option("GT", evaluate.reference, "Reference label map, or a folder of them")
+      ->required();
+  evaluateCmd->add_option("-o,--output", evaluate.output, "Report folder (cases.csv, summary.json)")
+      ->required();
+  evaluateCmd->add_option("--tolerance", evaluate.toleranceMm, "Surface Dice tolerance in mm")
+      ->check(CLI::NonNegativeNumber);
+  evaluateCmd->add_option("--reference-map",
+                          evaluate.referenceMap,
+                          "Map reference labels FROM:TO (TO 0..2), others to 0, e.g. 5:1 for a "
+                          "TotalSegmentator liver");
+  evaluateCmd->add_option("--predicted-map", evaluate.predictedMap, "Map predicted labels FROM:TO");
+
   ModelInfoOptions modelInfo;
   auto* modelCmd = cli.add_subcommand("model", "Inspect the model architectures Densa ships.");
   modelCmd->require_subcommand(1);
@@ -125,6 +148,9 @@ int runCli(int argc, char** argv) {
     }
     if (convertCmd->parsed()) {
       return runConvert(convert, std::cout, std::cerr);
+    }
+    if (evaluateCmd->parsed()) {
+      return runEvaluate(evaluate, std::cout, std::cerr);
     }
     if (modelInfoCmd->parsed()) {
       return runModelInfo(modelInfo, std::cout, std::cerr);

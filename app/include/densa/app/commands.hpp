@@ -48,6 +48,19 @@ struct PhantomOptions {
 /// Writes synthetic abdominal CT phantoms (DICOM series + NIfTI label maps). Returns an exit code.
 int runPhantom(const PhantomOptions& options, std::ostream& out, std::ostream& err);
 
+/// Options of `densa evaluate`.
+struct EvaluateOptions {
+  std::filesystem::path predicted; ///< a label map file or a folder of them
+  std::filesystem::path reference; ///< a label map file or a folder of them
+  std::filesystem::path output;    ///< report folder: cases.csv, summary.json
+  double toleranceMm = 2.0;        ///< surface Dice tolerance
+  std::string referenceMap;        ///< e.g. "5:1" maps reference label 5 to liver
+  std::string predictedMap;
+};
+
+/// Scores predicted label maps against references with the LiTS metrics. Returns an exit code.
+int runEvaluate(const EvaluateOptions& options, std::ostream& out, std::ostream& err);
+
 /// The text of `densa --version`.
 [[nodiscard]] std::string versionText();
 
