@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "densa/core/volume.hpp"
+
+namespace densa::core {
+
+/// Decision thresholds of H-DenseUNet's post-processing (methods-spec §1.11).
+struct LiverTumourThresholds {
+  float liver = 0.5F;  ///< p(liver) ≥ this
+  float tumour = 0.9F; ///< p(tumour) ≥ this
+};
+
+/// H-DenseUNet's post-processing (methods-spec §1.11, steps 5–8), on the probability maps of one
+/// case: liver = p(liver) ≥ t_liver, tumour = p(tumour) ≥ t_tumour, liver |= tumour; keep the
+/// largest 26-connected liver component and fill its holes; gate the tumour by `coarseLiver`
+/// (dilated once more, largest component, holes filled) and fill its holes; the result is the
+/// liver with tumour voxels set to 2. All inputs share one grid, which the output keeps.
+/// Throws InvalidArgument when sizes differ.
+[[nodiscard]] LabelMap postprocessLiverTumour(const Volume<float>& liverProbability,
+                                              const Volume<float>& tumourProbability,
+                                              const LabelMap& coarseLiver,
+                                              const LiverTumourThresholds& thresholds = {});
+
+} // namespace densa::core

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "densa/core/postprocess.hpp"
+
+#include "densa/core/error.hpp"
+#include "densa/core/morphology.hpp"
+
+namespace densa::core {
+
+LabelMap postprocessLiverTumour(const Volume<float>& liverProbability,
+                                const Volume<float>& tumourProbability,
+                                const LabelMap& coarseLiver,
+                                const LiverTumourThresholds& thresholds) {
+  if (liverProbability.size() != tumourProbability.size() ||
+      liverProbability.size() != coarseLiver.size()) {
+    throw InvalidArgument(
+        "postprocessLiverTumour: probability maps and coarse mask differ in size");
+  }
+  const auto& g = liverProbability.geometry();
+  LabelMap liver(liverProbability.size(), g, 0);
+  LabelMap tumour(liverProbability.size(), g, 0);
+  for (std::size_t i = 0; i < liver.voxelCount(); ++i) {
+    const bool t = tumourProbability.voxels()[i] >= thresholds.tumour;
+    tumour.voxels()[i] = t ? 1 : 0;
+    liver.voxels()[i] = (t || liverProbability.voxels()[i] >= thresholds.liver) ? 1 : 0;
+  }
+  liver = fillHoles(largestComponent(liver, Connectivity::Full26));
+  const LabelMap gate = fillHoles(largestComponent(dilate(coarseLiver, 1), Connectivity::Full26));
+  for (std::size_t i = 0; i < tumour.voxelCount(); ++i) {
+    tumour.voxels()[i] = (tumour.voxels()[i] != 0 && gate.voxels()[i] != 0) ? 1 : 0;
+  }
+  tumour = fillHoles(tumour);
+  LabelMap out(liver.size(), g, 0);
+  for (std::size_t i = 0; i < out.voxelCount(); ++i) {
+    out.voxels()[i] = tumour.voxels()[i] != 0 ? 2 : liver.voxels()[i];
+  }
+  return out;
+}
+
+} // namespace densa::core

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "densa/core/postprocess.hpp"
+
+#include "densa/core/error.hpp"
+
+#include <gtest/gtest.h>
+
+namespace densa::core {
+namespace {
+
+void fillBox(Volume<float>& v, Size3 lo, Size3 hi, float value) {
+  for (std::size_t k = lo[2]; k <= hi[2]; ++k) {
+    for (std::size_t j = lo[1]; j <= hi[1]; ++j) {
+      for (std::size_t i = lo[0]; i <= hi[0]; ++i) {
+        v.at(i, j, k) = value;
+      }
+    }
+  }
+}
+
+TEST(PostprocessLiverTumour, FollowsTheReferenceSteps) {
+  Geometry g;
+  g.spacing = {1, 1, 2};
+  const Size3 size{30, 30, 12};
+  Volume<float> pl(size, g, 0.0F);
+  Volume<float> pt(size, g, 0.0F);
+  fillBox(pl, {5, 5, 2}, {20, 20, 9}, 0.8F);    // the liver
+  pl.at(12, 12, 5) = 0.1F;                      // a hole: filled
+  fillBox(pl, {25, 25, 2}, {27, 27, 3}, 0.9F);  // a second, smaller liver blob: dropped
+  fillBox(pt, {8, 8, 4}, {10, 10, 6}, 0.95F);   // a tumour inside the liver
+  fillBox(pt, {22, 5, 4}, {23, 6, 5}, 0.99F);   // a tumour outside the coarse gate: dropped...
+  fillBox(pt, {14, 14, 4}, {15, 15, 4}, 0.85F); // below the tumour threshold 0.9: liver only
+  LabelMap coarse(size, g, 0);
+  for (std::size_t k = 2; k <= 9; ++k) {
+    for (std::size_t j = 5; j <= 20; ++j) {
+      for (std::size_t i = 5; i <= 20; ++i) {
+        coarse.at(i, j, k) = 1;
+      }
+    }
+  }
+  const LabelMap out = postprocessLiverTumour(pl, pt, coarse);
+  EXPECT_EQ(out.geometry(), g);
+  EXPECT_EQ(out.at(12, 12, 5), 1); // hole filled
+  EXPECT_EQ(out.at(26, 26, 2), 0); // not the largest component
+  EXPECT_EQ(out.at(9, 9, 5), 2);
+  EXPECT_EQ(out.at(14, 14, 4), 1);
+  // ...but the out-of-gate tumour is also not connected to the liver: it is no liver either.
+  EXPECT_EQ(out.at(22, 5, 4), 0);
+  EXPECT_EQ(out.at(4, 4, 2), 0);
+}
+
+TEST(PostprocessLiverTumour, ThresholdsAreConfigurable) {
+  const Size3 size{10, 10, 4};
+  Volume<float> pl(size, {}, 0.6F);
+  Volume<float> pt(size, {}, 0.0F);
+  pt.at(5, 5, 2) = 0.7F;
+  LabelMap coarse(size, {}, 1);
+  EXPECT_EQ(postprocessLiverTumour(pl, pt, coarse).at(5, 5, 2), 1);
+  EXPECT_EQ(postprocessLiverTumour(pl, pt, coarse, {.liver = 0.5F, .tumour = 0.6F}).at(5, 5, 2), 2);
+  EXPECT_EQ(postprocessLiverTumour(pl, pt, coarse, {.liver = 0.7F, .tumour = 0.9F}).at(5, 5, 2), 0);
+}
+
+TEST(PostprocessLiverTumour, RejectsMismatchedGrids) {
+  EXPECT_THROW((void)postprocessLiverTumour(
+                   Volume<float>({2, 2, 2}), Volume<float>({2, 2, 3}), LabelMap({2, 2, 2})),
+               InvalidArgument);
+}
+
+} // namespace
+} // namespace densa::core
