@@ -3,6 +3,7 @@
 
 #include "densa/app/commands.hpp"
 #include "densa/app/exit_codes.hpp"
+#include "densa/app/preview.hpp"
 #include "densa/core/error.hpp"
 #include "densa/io/dicom_writer.hpp"
 #include "densa/io/image_file.hpp"
@@ -155,6 +156,7 @@ int runPhantom(const PhantomOptions& options, std::ostream& out, std::ostream& /
     dicom.seriesDescription = "SYNTHETIC CT phantom (Densa) seed " + std::to_string(seed);
     const auto files = io::writeDicomSeries(phantom.ct, dir / "dicom", dicom);
     io::writeImage(phantom.labels, dir / "label.nii.gz");
+    writeMontagePng(dir / "preview.png", phantom.ct, &phantom.labels);
     const auto& sp = phantom.ct.geometry().spacing;
     out << "wrote " << dir.string() << "  " << files.size() << " DICOM slices, spacing " << sp[0]
         << " x " << sp[1] << " x " << sp[2] << " mm, " << phantom.tumours << " tumour(s)\n";
