@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ostream>
 
@@ -16,7 +18,11 @@ Progress::Progress(std::string label, std::ostream& out)
     , m_last(m_start) {}
 
 void Progress::update(std::size_t done, std::size_t total) {
-  if (!m_tty || total == 0) {
+  update(static_cast<double>(done), static_cast<double>(total));
+}
+
+void Progress::update(double done, double total) {
+  if (!m_tty || total <= 0) {
     return;
   }
   const auto now = std::chrono::steady_clock::now();
@@ -24,7 +30,7 @@ void Progress::update(std::size_t done, std::size_t total) {
     return;
   }
   m_last = now;
-  const double fraction = static_cast<double>(done) / static_cast<double>(total);
+  const double fraction = std::clamp(done / total, 0.0, 1.0);
   const double elapsed = std::chrono::duration<double>(now - m_start).count();
   const double eta = fraction > 0 ? elapsed * (1 - fraction) / fraction : 0;
   constexpr int kWidth = 30;
@@ -32,11 +38,11 @@ void Progress::update(std::size_t done, std::size_t total) {
   char line[160];
   std::snprintf(line,
                 sizeof line,
-                "\r%s [%-*s] %zu/%zu  ETA %.0fs ",
+                "\r%s [%-*s] %.0f/%.0f  ETA %.0fs ",
                 m_label.c_str(),
                 kWidth,
                 std::string(static_cast<std::size_t>(filled), '#').c_str(),
-                done,
+                std::floor(done),
                 total,
                 eta);
   m_out << line << std::flush;

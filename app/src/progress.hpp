@@ -13,7 +13,12 @@ class Progress {
 public:
   Progress(std::string label, std::ostream& out);
   void update(std::size_t done, std::size_t total);
+  /// Fractional progress (e.g. 2.4 of 10 cases).
+  void update(double done, double total);
   void finish();
+
+  /// True when drawing a bar (stderr is a terminal).
+  [[nodiscard]] bool interactive() const noexcept { return m_tty; }
 
 private:
   std::string m_label;
