@@ -96,6 +96,56 @@ int runCli(int argc, char** argv) {
   phantomCmd->add_option("--spacing-z", phantom.spacingZ, "Slice spacing in mm")
       ->check(CLI::Range(0.1, 20.0));
 
+  SegmentOptions segment;
+  auto* segmentCmd = cli.add_subcommand(
+      "segment",
+      "Segment liver (label 1) and liver tumours (label 2) in every CT found at INPUT. Per case in "
+      "OUT/<case>/: label.nii.gz on the input grid, seg.dcm (DICOM SEG, for DICOM input), "
+      "report.json "
+      "(liver volume mL, tumour burden, lesion table), preview.png (--preview); per run: "
+      "cohort.csv "
+      "and manifest.json.\nExample: densa segment -i /data/ct_archive -o results --preview");
+  segmentCmd
+      ->add_option("-i,--input",
+                   segment.input,
+                   "A DICOM folder tree (every CT series is a case), an image file, a folder of "
+                   "image files, or a CSV list of paths")
+      ->required();
+  segmentCmd->add_option("-o,--output", segment.output, "Output folder")->required();
+  segmentCmd->add_option(
+      "--model", segment.model, "H-DenseUNet checkpoint (default: the bundled model)");
+  segmentCmd->add_option(
+      "--coarse-model",
+      segment.coarseModel,
+      "Stage-0 coarse liver checkpoint (default: <model>.coarse.densa if present)");
+  segmentCmd->add_option("--device", segment.device, "cpu, cuda or cuda:N");
+  segmentCmd->add_flag(
+      "--continue", segment.resume, "Skip cases finished earlier with the same model");
+  segmentCmd->add_flag("--overwrite", segment.overwrite, "Replace the outputs of finished cases");
+  segmentCmd->add_option(
+      "--series", segment.series, "Only the DICOM series with this id or SeriesInstanceUID");
+  segmentCmd->add_flag("--no-seg", segment.noSeg, "Do not write DICOM SEG files");
+  segmentCmd->add_flag(
+      "--preview", segment.preview, "Write a PNG montage with the overlay per case");
+  segmentCmd
+      ->add_option("--liver-threshold",
+                   segment.liverThreshold,
+                   "p(liver) threshold (model card default 0.5)")
+      ->check(CLI::Range(0.0, 1.0));
+  segmentCmd
+      ->add_option("--tumour-threshold",
+                   segment.tumourThreshold,
+                   "p(tumour) threshold (model card default 0.9)")
+      ->check(CLI::Range(0.0, 1.0));
+  segmentCmd->add_flag(
+      "--resample-irregular",
+      segment.resampleIrregular,
+      "Interpolate series with missing slices or uneven spacing instead of failing");
+  segmentCmd->add_flag("!--no-tilt-correction",
+                       segment.correctTilt,
+                       "Refuse gantry-tilted series instead of resampling them");
+  segmentCmd->get_option("--continue")->excludes(segmentCmd->get_option("--overwrite"));
+
   EvaluateOptions evaluate;
   auto* evaluateCmd = cli.add_subcommand(
       "evaluate",
@@ -129,6 +179,21 @@ int runCli(int argc, char** argv) {
   modelInfoCmd->add_option("NAME", modelInfo.name, "Architecture, e.g. hdenseunet")->required();
   modelInfoCmd->add_option("--preset", modelInfo.preset, "Only this preset (paper, small, tiny)");
   modelInfoCmd->add_flag("--json", modelInfo.json, "Machine-readable JSON");
+  ModelCreateOptions modelCreate;
+  auto* modelCreateCmd =
+      modelCmd->add_subcommand("create",
+                               "Write a freshly initialised (untrained) checkpoint of an "
+                               "architecture and preset, e.g. to start "
+                               "training or to test the pipeline.\nExample: densa model create "
+                               "hdenseunet --preset tiny -o tiny.densa");
+  modelCreateCmd
+      ->add_option(
+          "NAME", modelCreate.name, "hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver")
+      ->required();
+  modelCreateCmd->add_option("--preset", modelCreate.preset, "paper, small or tiny");
+  modelCreateCmd->add_option("-o,--output", modelCreate.output, "Checkpoint file to write")
+      ->required();
+  modelCreateCmd->add_option("--seed", modelCreate.seed, "Initialisation seed");
 
   try {
     cli.parse(argc, argv);
@@ -149,8 +214,14 @@ int runCli(int argc, char** argv) {
     if (convertCmd->parsed()) {
       return runConvert(convert, std::cout, std::cerr);
     }
+    if (segmentCmd->parsed()) {
+      return runSegment(segment, std::cout, std::cerr);
+    }
     if (evaluateCmd->parsed()) {
       return runEvaluate(evaluate, std::cout, std::cerr);
+    }
+    if (modelCreateCmd->parsed()) {
+      return runModelCreate(modelCreate, std::cout, std::cerr);
     }
     if (modelInfoCmd->parsed()) {
       return runModelInfo(modelInfo, std::cout, std::cerr);

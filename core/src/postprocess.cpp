@@ -23,6 +23,21 @@ LabelMap postprocessLiverTumour(const Volume<float>& liverProbability,
     tumour.voxels()[i] = t ? 1 : 0;
     liver.voxels()[i] = (t || liverProbability.voxels()[i] >= thresholds.liver) ? 1 : 0;
   }
+  return postprocessLiverTumourMasks(liver, tumour, coarseLiver);
+}
+
+LabelMap postprocessLiverTumourMasks(const LabelMap& liverMask,
+                                     const LabelMap& tumourMask,
+                                     const LabelMap& coarseLiver) {
+  if (liverMask.size() != tumourMask.size() || liverMask.size() != coarseLiver.size()) {
+    throw InvalidArgument("postprocessLiverTumourMasks: masks differ in size");
+  }
+  const auto& g = liverMask.geometry();
+  LabelMap liver = liverMask;
+  LabelMap tumour = tumourMask;
+  for (std::size_t i = 0; i < liver.voxelCount(); ++i) {
+    liver.voxels()[i] = (liver.voxels()[i] != 0 || tumour.voxels()[i] != 0) ? 1 : 0;
+  }
   liver = fillHoles(largestComponent(liver, Connectivity::Full26));
   const LabelMap gate = fillHoles(largestComponent(dilate(coarseLiver, 1), Connectivity::Full26));
   for (std::size_t i = 0; i < tumour.voxelCount(); ++i) {

@@ -3,11 +3,10 @@
 
 #include "densa/models/error.hpp"
 
+#include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/types.h>
 #include <torch/version.h>
-
-#include <ATen/Parallel.h>
 
 #include <thread>
 
@@ -18,7 +17,8 @@ std::string libtorchVersion() {
 }
 
 int setThreads(int requested) {
-  const int n = requested > 0 ? requested : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  const int n = requested > 0 ? requested
+                              : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   at::set_num_threads(n);
   return at::get_num_threads();
 }
@@ -37,8 +37,9 @@ std::string resolveDevice(const std::string& device) {
   }
   if (device.rfind("cuda", 0) == 0) {
     if (!cudaAvailable()) {
-      throw ModelError("device '" + device +
-                       "' requested but this LibTorch has no CUDA or no GPU is visible; use --device cpu");
+      throw ModelError(
+          "device '" + device +
+          "' requested but this LibTorch has no CUDA or no GPU is visible; use --device cpu");
     }
     try {
       return torch::Device(device).str();

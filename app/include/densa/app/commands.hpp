@@ -61,6 +61,27 @@ struct EvaluateOptions {
 /// Scores predicted label maps against references with the LiTS metrics. Returns an exit code.
 int runEvaluate(const EvaluateOptions& options, std::ostream& out, std::ostream& err);
 
+/// Options of `densa segment`.
+struct SegmentOptions {
+  std::filesystem::path input;
+  std::filesystem::path output;
+  std::optional<std::filesystem::path> model;
+  std::optional<std::filesystem::path> coarseModel;
+  std::string device = "cpu";
+  bool resume = false;
+  bool overwrite = false;
+  std::optional<std::string> series;
+  bool noSeg = false;
+  bool preview = false;
+  std::optional<float> liverThreshold;
+  std::optional<float> tumourThreshold;
+  bool resampleIrregular = false;
+  bool correctTilt = true;
+};
+
+/// Segments every CT found at `options.input`. Returns 0, or 3 when some cases failed.
+int runSegment(const SegmentOptions& options, std::ostream& out, std::ostream& err);
+
 /// The text of `densa --version`.
 [[nodiscard]] std::string versionText();
 

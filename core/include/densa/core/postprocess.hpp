@@ -22,4 +22,10 @@ struct LiverTumourThresholds {
                                               const LabelMap& coarseLiver,
                                               const LiverTumourThresholds& thresholds = {});
 
+/// The same post-processing on already thresholded masks (`liverMask` = p(liver) ≥ t or tumour,
+/// `tumourMask` = p(tumour) ≥ t), for callers that threshold slice by slice to bound memory.
+[[nodiscard]] LabelMap postprocessLiverTumourMasks(const LabelMap& liverMask,
+                                                   const LabelMap& tumourMask,
+                                                   const LabelMap& coarseLiver);
+
 } // namespace densa::core

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "densa/app/segmenter.hpp"
+#include "densa/core/postprocess.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace densa::app {
+
+struct SegmenterOptions {
+  std::string device = "cpu"; ///< "cpu", "cuda", "cuda:N"
+  /// Overrides of the model card's thresholds.
+  std::optional<float> liverThreshold;
+  std::optional<float> tumourThreshold;
+  /// A stage-0 coarse liver model (architecture "coarse-liver"); when absent, the file
+  /// "<model stem>.coarse.densa" next to the model is used if it exists, else the windows cover
+  /// every slice and the liver prediction itself gates the tumours.
+  std::optional<std::filesystem::path> coarseModel;
+};
+
+/// The bundled default model: $DENSA_MODEL if set, else the first of
+/// <exe dir>/../share/densa/models/default.densa and <source>/data/models/default.densa that
+/// exists. Throws core::InputError (with what to do) when there is none.
+[[nodiscard]] std::filesystem::path defaultModelPath();
+
+/// Loads an H-DenseUNet checkpoint (and its coarse model) once, for many cases. Inference follows
+/// methods-spec §1.11: HU clip + offset from the model card; the volume re-indexed to canonical
+/// axial (no interpolation); 2D branch computed once per slice and reused by every overlapping
+/// window; windows of depth D (card) with stride D/4 over full-resolution slices, inner slices
+/// averaged; thresholds; largest component, hole filling, tumour gating; the label map is mapped
+/// back onto the exact input grid. Throws models::ModelError for a bad checkpoint.
+[[nodiscard]] std::unique_ptr<Segmenter> loadHDenseUNetSegmenter(
+    const std::filesystem::path& model, const SegmenterOptions& options = {});
+
+} // namespace densa::app

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: Apache-2.0
+// H-DenseUNet inference over a CT volume (methods-spec §1.11) and the Volume <-> tensor bridge.
+#include "densa/app/hdenseunet_segmenter.hpp"
+
+#include "densa/core/error.hpp"
+#include "densa/core/morphology.hpp"
+#include "densa/core/orient.hpp"
+#include "densa/core/postprocess.hpp"
+#include "densa/models/error.hpp"
+#include "densa/models/runtime.hpp"
+#include "densa/models/torch/checkpoint.hpp"
+
+#include <torch/nn/functional/padding.h>
+#include <torch/types.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+
+namespace densa::app {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string hashHex(std::string_view text) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (const char c : text) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(12, '0');
+  for (int i = 11; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = kHex[h & 0xF];
+    h >>= 4;
+  }
+  return out;
+}
+
+std::int64_t roundUp(std::int64_t v, std::int64_t m) {
+  return (v + m - 1) / m * m;
+}
+
+// Per-slice accumulated class probabilities (liver, tumour) and the number of windows that hit it.
+struct SliceAccumulator {
+  torch::Tensor liver;
+  torch::Tensor tumour;
+  int hits = 0;
+};
+
+class HDenseUNetSegmenter final : public Segmenter {
+public:
+  HDenseUNetSegmenter(const fs::path& file, const SegmenterOptions& options)
+      : m_device(models::resolveDevice(options.device))
+      , m_model(models::loadCheckpoint(file, m_device)) {
+    if (!std::holds_alternative<models::HDenseUNet>(m_model.net)) {
+      throw models::ModelError(file.string() + ": is a '" +
+                               std::string(models::architectureId(m_model.card.options)) +
+                               "' checkpoint; densa segment needs an 'hdenseunet' model");
+    }
+    fs::path coarse =
+        options.coarseModel.value_or(file.parent_path() / (file.stem().string() + ".coarse.densa"));
+    if (options.coarseModel || fs::exists(coarse)) {
+      m_coarse.emplace(models::loadCheckpoint(coarse, m_device));
+      if (!std::holds_alternative<models::CoarseLiverNet>(m_coarse->net)) {
+        throw models::ModelError(coarse.string() + ": is not a 'coarse-liver' checkpoint");
+      }
+      m_coarseFile = coarse;
+    }
+    m_thresholds.liver =
+        options.liverThreshold.value_or(static_cast<float>(m_model.card.thresholds.liver));
+    m_thresholds.tumour =
+        options.tumourThreshold.value_or(static_cast<float>(m_model.card.thresholds.tumour));
+    const std::string card = models::toJson(m_model.card);
+    m_identity.architecture = std::string(models::architectureId(m_model.card.options));
+    m_identity.preset = m_model.card.preset;
+    m_identity.file = fs::absolute(file).string();
+    m_identity.trainingStage = m_model.card.provenance.trainingStage;
+    m_identity.id = m_identity.architecture + "-" + m_identity.preset + "@" +
+                    hashHex(card + std::to_string(fs::file_size(file)));
+    const auto depth = m_model.card.preprocessing.windowDepth;
+    if (depth < 4 || depth % 4 != 0) {
+      throw models::ModelError(file.string() + ": window depth " + std::to_string(depth) +
+                               " is not a positive multiple of 4");
+    }
+  }
+
+  [[nodiscard]] ModelIdentity identity() const override { return m_identity; }
+
+  [[nodiscard]] SegmentationResult segment(
+      const core::Volume<std::int16_t>& ct,
+      const std::function<void(double)>& progress) const override;
+
+private:
+  torch::Tensor coarseMask(const torch::Tensor& volume) const;
+
+  torch::Device m_device;
+  mutable models::LoadedModel m_model; // modules run forward() in a const segment()
+  mutable std::optional<models::LoadedModel> m_coarse;
+  fs::path m_coarseFile;
+  core::LiverTumourThresholds m_thresholds;
+  ModelIdentity m_identity;
+};
+
+// Stage 0: the coarse liver mask of every slice, [Z, H, W] bool.
+torch::Tensor HDenseUNetSegmenter::coarseMask(const torch::Tensor& volume) const {
+  auto& net = std::get<models::CoarseLiverNet>(m_coarse->net);
+  const std::int64_t z = volume.size(0);
+  const int context = static_cast<int>(net->options().net.inChannels);
+  const auto stacked =
+      models::slicesToBatch(volume.unsqueeze(0).unsqueeze(0), context); // [Z, ctx, H, W]
+  std::vector<torch::Tensor> masks;
+  constexpr std::int64_t kBatch = 4;
+  for (std::int64_t s = 0; s < z; s += kBatch) {
+    const auto logits = net->forward(stacked.slice(0, s, std::min(z, s + kBatch)).to(m_device));
+    masks.push_back(logits.argmax(1).eq(1).to(torch::kCPU));
+  }
+  return torch::cat(masks, 0);
+}
+
+SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>& ct,
+                                                const std::function<void(double)>& progress) const {
+  torch::NoGradGuard noGrad;
+  SegmentationResult result;
+  auto t = Clock::now();
+  const auto& pre = m_model.card.preprocessing;
+  auto& net = std::get<models::HDenseUNet>(m_model.net);
+
+  // Canonical axial grid (exact re-indexing), then HU clip and offset.
+  const core::AxisPermutation perm = core::permutationToAxial(ct.geometry().direction);
+  const core::Volume<std::int16_t> axial = core::permuteAxes(ct, perm);
+  const auto [w, h, z] = axial.size();
+  const auto W = static_cast<std::int64_t>(w);
+  const auto H = static_cast<std::int64_t>(h);
+  const auto Z = static_cast<std::int64_t>(z);
+  const std::int64_t depth = pre.windowDepth;
+  const std::int64_t stride = std::max(1, pre.windowStride);
+  std::int64_t multiple = 32;
+  if (m_coarse) {
+    multiple *= std::get<models::CoarseLiverNet>(m_coarse->net)->options().downsample;
+  }
+  const std::int64_t Hp = roundUp(H, multiple);
+  const std::int64_t Wp = roundUp(W, multiple);
+  const float air = static_cast<float>(pre.huMin + pre.intensityOffset);
+  auto volume = torch::from_blob(const_cast<std::int16_t*>(axial.data()), {Z, H, W}, torch::kInt16)
+                    .to(torch::kFloat32)
+                    .clamp(pre.huMin, pre.huMax)
+                    .add(pre.intensityOffset);
+  volume = torch::nn::functional::pad(volume,
+                                      torch::nn::functional::PadFuncOptions({0, Wp - W, 0, Hp - H})
+                                          .mode(torch::kConstant)
+                                          .value(air));
+  if (Z < depth) {
+    // Shorter than one window: repeat the last slice (edge duplication, never zeros).
+    volume = torch::cat({volume, volume.slice(0, Z - 1, Z).expand({depth - Z, Hp, Wp})}, 0);
+  }
+  const std::int64_t Zp = volume.size(0);
+  result.seconds["preprocess"] = since(t);
+
+  // Stage 0: coarse liver ROI along z.
+  t = Clock::now();
+  std::int64_t zmin = 0;
+  std::int64_t zmax = Zp - 1;
+  torch::Tensor coarse;
+  if (m_coarse) {
+    coarse = coarseMask(volume);
+    const auto any = coarse.flatten(1).any(1).nonzero();
+    if (any.numel() > 0) {
+      zmin = any.min().item<std::int64_t>();
+      zmax = any.max().item<std::int64_t>();
+    }
+  }
+  result.seconds["coarse"] = since(t);
+
+  // Windows of `depth` slices, stride depth/4, inner slices kept (§1.11 step 3-4).
+  t = Clock::now();
+  const std::int64_t last = std::max<std::int64_t>(0, std::min(Zp, zmax + 10) - depth);
+  const std::int64_t first = std::max<std::int64_t>(0, std::min(zmin - 5, last));
+  std::vector<std::int64_t> starts;
+  for (std::int64_t s = first; s <= last; s += stride) {
+    starts.push_back(s);
+  }
+  if (starts.empty() || starts.back() != last) {
+    starts.push_back(last);
+  }
+  const int context = net->options().sliceContext;
+  std::map<std::int64_t, std::pair<torch::Tensor, torch::Tensor>>
+      cache2d; // slice -> (features, logits)
+  std::map<std::int64_t, SliceAccumulator> accumulators;
+  std::vector<std::uint8_t> liverMask(static_cast<std::size_t>(Zp * Hp * Wp), 0);
+  std::vector<std::uint8_t> tumourMask(liverMask.size(), 0);
+  auto finalize = [&](std::int64_t slice) {
+    auto it = accumulators.find(slice);
+    if (it == accumulators.end()) {
+      return;
+    }
+    const auto liver = (it->second.liver / (it->second.hits + 1e-4))
+                           .ge(m_thresholds.liver)
+                           .to(torch::kUInt8)
+                           .contiguous();
+    const auto tumour = (it->second.tumour / (it->second.hits + 1e-4))
+                            .ge(m_thresholds.tumour)
+                            .to(torch::kUInt8)
+                            .contiguous();
+    std::memcpy(liverMask.data() + slice * Hp * Wp,
+                liver.data_ptr<std::uint8_t>(),
+                static_cast<std::size_t>(Hp * Wp));
+    std::memcpy(tumourMask.data() + slice * Hp * Wp,
+                tumour.data_ptr<std::uint8_t>(),
+                static_cast<std::size_t>(Hp * Wp));
+    accumulators.erase(it);
+  };
+  for (std::size_t wi = 0; wi < starts.size(); ++wi) {
+    const std::int64_t s = starts[wi];
+    // Slices before this window's first inner slice are final; their 2D outputs are not needed
+    // again.
+    while (!accumulators.empty() && accumulators.begin()->first < s) {
+      finalize(accumulators.begin()->first);
+    }
+    while (!cache2d.empty() && cache2d.begin()->first < s) {
+      cache2d.erase(cache2d.begin());
+    }
+    // 2D branch once per slice: the slices of this window not computed by an earlier window.
+    std::vector<std::int64_t> missing;
+    for (std::int64_t k = s; k < s + depth; ++k) {
+      if (!cache2d.contains(k)) {
+        missing.push_back(k);
+      }
+    }
+    if (!missing.empty()) {
+      std::vector<torch::Tensor> inputs;
+      for (const auto k : missing) {
+        std::vector<torch::Tensor> neighbours;
+        for (int o = -context / 2; o <= context / 2; ++o) {
+          neighbours.push_back(volume[std::clamp<std::int64_t>(k + o, 0, Zp - 1)]);
+        }
+        inputs.push_back(torch::stack(neighbours, 0));
+      }
+      const auto out2d = net->forward2d(torch::stack(inputs, 0).to(m_device));
+      for (std::size_t i = 0; i < missing.size(); ++i) {
+        cache2d[missing[i]] = {out2d.features[static_cast<std::int64_t>(i)],
+                               out2d.logits[static_cast<std::int64_t>(i)]};
+      }
+    }
+    std::vector<torch::Tensor> features;
+    std::vector<torch::Tensor> logits;
+    for (std::int64_t k = s; k < s + depth; ++k) {
+      features.push_back(cache2d.at(k).first);
+      logits.push_back(cache2d.at(k).second);
+    }
+    const auto window = volume.slice(0, s, s + depth).unsqueeze(0).unsqueeze(0).to(m_device);
+    const auto fused = net->fuse(
+        window, torch::stack(features, 1).unsqueeze(0), torch::stack(logits, 1).unsqueeze(0));
+    const auto probs = torch::softmax(fused, 1).to(torch::kCPU)[0]; // [C, D, H, W]
+    for (std::int64_t d = 0; d < depth; ++d) {
+      const bool inner = d > 0 && d < depth - 1;
+      const bool volumeEdge = (d == 0 && s == 0) || (d == depth - 1 && s + depth == Zp);
+      if (!inner && !volumeEdge) {
+        continue;
+      }
+      auto& acc = accumulators[s + d];
+      if (acc.hits == 0) {
+        acc.liver = probs[1][d].clone();
+        acc.tumour = probs[2][d].clone();
+      } else {
+        acc.liver += probs[1][d];
+        acc.tumour += probs[2][d];
+      }
+      ++acc.hits;
+    }
+    if (progress) {
+      progress(static_cast<double>(wi + 1) / static_cast<double>(starts.size()));
+    }
+  }
+  while (!accumulators.empty()) {
+    finalize(accumulators.begin()->first);
+  }
+  result.seconds["network"] = since(t);
+
+  // Post-processing on the original (unpadded) axial grid, then back to the input grid.
+  t = Clock::now();
+  core::LabelMap liver(axial.size(), axial.geometry(), 0);
+  core::LabelMap tumour(axial.size(), axial.geometry(), 0);
+  core::LabelMap gate(axial.size(), axial.geometry(), 0);
+  const auto coarseAccessor =
+      coarse.defined() ? coarse.to(torch::kUInt8).contiguous() : torch::Tensor();
+  for (std::int64_t k = 0; k < Z; ++k) {
+    for (std::int64_t j = 0; j < H; ++j) {
+      const std::size_t src = static_cast<std::size_t>((k * Hp + j) * Wp);
+      const std::size_t dst = static_cast<std::size_t>((k * H + j) * W);
+      std::memcpy(liver.data() + dst, liverMask.data() + src, static_cast<std::size_t>(W));
+      std::memcpy(tumour.data() + dst, tumourMask.data() + src, static_cast<std::size_t>(W));
+      if (coarseAccessor.defined()) {
+        std::memcpy(gate.data() + dst,
+                    coarseAccessor.data_ptr<std::uint8_t>() + src,
+                    static_cast<std::size_t>(W));
+      }
+    }
+  }
+  if (!coarseAccessor.defined()) {
+    gate = liver; // no stage-0 model: the liver prediction gates the tumours
+  } else {
+    gate = core::dilate(gate, 1); // §1.11 step 2: the coarse mask dilated once
+  }
+  const core::LabelMap labelsAxial = core::postprocessLiverTumourMasks(liver, tumour, gate);
+  result.labels = core::permuteAxes(labelsAxial, core::inverse(perm));
+  result.labels.setGeometry(ct.geometry()); // identical up to rounding; keep the input's exactly
+  result.seconds["postprocess"] = since(t);
+  return result;
+}
+
+} // namespace
+
+fs::path defaultModelPath() {
+  if (const char* env = std::getenv("DENSA_MODEL"); env != nullptr && *env != '\0') {
+    if (!fs::exists(env)) {
+      throw core::InputError(env, "DENSA_MODEL points to a missing file");
+    }
+    return env;
+  }
+  std::vector<fs::path> candidates;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    candidates.push_back(exe.parent_path() / ".." / "share" / "densa" / "models" / "default.densa");
+  }
+  candidates.emplace_back(DENSA_SOURCE_DIR "/data/models/default.densa");
+  for (const auto& c : candidates) {
+    if (fs::exists(c)) {
+      return fs::weakly_canonical(c);
+    }
+  }
+  throw core::InputError(
+      "no default model found (looked for data/models/default.densa); pass --model FILE or "
+      "set DENSA_MODEL");
+}
+
+std::unique_ptr<Segmenter> loadHDenseUNetSegmenter(const fs::path& model,
+                                                   const SegmenterOptions& options) {
+  return std::make_unique<HDenseUNetSegmenter>(model, options);
+}
+
+} // namespace densa::app

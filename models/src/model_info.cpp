@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "densa/models/model_info.hpp"
+
+#include "densa/models/error.hpp"
+
+#include <cmath>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace densa::models {
+namespace {
+
+constexpr std::int64_t kSlice = 512;
+constexpr std::int64_t kWindow = 8;
+
+// Walks the DenseUNet topology over spatial sizes, accumulating parameters and MACs; mirrors
+// DenseUNetImpl's constructor and forward (tests check the parameters against the real module).
+class Walker {
+public:
+  Walker(int dim, std::vector<std::int64_t> sizes)
+      : m_dim(dim)
+      , m_sizes(std::move(sizes)) {}
+
+  [[nodiscard]] std::int64_t voxels() const {
+    std::int64_t n = 1;
+    for (auto s : m_sizes) {
+      n *= s;
+    }
+    return n;
+  }
+
+  [[nodiscard]] std::int64_t kernel(int k) const {
+    std::int64_t v = 1;
+    for (int i = 0; i < m_dim; ++i) {
+      v *= k;
+    }
+    return v;
+  }
+
+  void conv(std::int64_t in, std::int64_t out, int k, bool bias) {
+    const std::int64_t weights = in * out * kernel(k);
+    cost.parameters += weights + (bias ? out : 0);
+    cost.macs += static_cast<double>(weights) * static_cast<double>(voxels());
+  }
+
+  void norm(std::int64_t c) { cost.parameters += 2 * c; }
+
+  // Output size of a strided window op: floor((s + 2p - k) / stride) + 1 on the chosen axes.
+  void window(int k, int stride, int pad, bool depthToo) {
+    for (std::size_t i = 0; i < m_sizes.size(); ++i) {
+      if (m_dim == 3 && i == 0 && !depthToo) {
+        continue;
+      }
+      m_sizes[i] = (m_sizes[i] + 2 * pad - k) / stride + 1;
+    }
+  }
+
+  void scale(std::int64_t depthScale) {
+    for (std::size_t i = 0; i < m_sizes.size(); ++i) {
+      m_sizes[i] *= (m_dim == 3 && i == 0) ? depthScale : 2;
+    }
+  }
+
+  CostEstimate cost;
+
+private:
+  int m_dim;
+  std::vector<std::int64_t> m_sizes;
+};
+
+CostEstimate walk(const DenseUNetOptions& o,
+                  int dim,
+                  const std::vector<std::int64_t>& spatial,
+                  bool withClassifier) {
+  validate(o);
+  if (dim != 2 && dim != 3) {
+    throw ModelError("denseUNetCost: dim must be 2 or 3");
+  }
+  if (spatial.size() != static_cast<std::size_t>(dim)) {
+    throw ModelError("denseUNetCost: one size per spatial axis expected");
+  }
+  Walker w(dim, spatial);
+  const std::int64_t k = o.growthRate;
+  const std::int64_t bottleneck = std::int64_t{o.bottleneckFactor} * k;
+  w.window(7, 2, 3, true);
+  w.conv(o.inChannels, o.initFeatures, 7, false);
+  w.norm(o.initFeatures);
+  w.window(3, 2, 1, true);
+  std::int64_t c = o.initFeatures;
+  std::vector<std::int64_t> encoder{c};
+  for (std::size_t b = 0; b < 4; ++b) {
+    for (int l = 0; l < o.blockLayers[b]; ++l) {
+      w.norm(c);
+      w.conv(c, bottleneck, 1, false);
+      w.norm(bottleneck);
+      w.conv(bottleneck, k, 3, false);
+      c += k;
+    }
+    encoder.push_back(c);
+    if (b < 3) {
+      const auto reduced =
+          static_cast<std::int64_t>(std::floor(o.compression * static_cast<double>(c)));
+      w.norm(c);
+      w.conv(c, reduced, 1, false);
+      w.window(2, 2, 0, false);
+      c = reduced;
+    }
+  }
+  w.norm(c);
+  for (std::size_t i = 0; i < 5; ++i) {
+    w.scale((dim == 3 && i < 3) ? 1 : 2);
+    if (o.skips && i < 4 && encoder[3 - i] != c) {
+      w.conv(encoder[3 - i], c, 1, true);
+    }
+    const std::int64_t out = o.decoderChannels[i];
+    w.conv(c, out, 3, true);
+    w.norm(out);
+    c = out;
+  }
+  if (withClassifier) {
+    w.conv(c, o.numClasses, 1, true);
+  }
+  return w.cost;
+}
+
+double gflops(const CostEstimate& c, double times = 1.0) {
+  return 2.0 * c.macs * times / 1e9;
+}
+
+SubnetworkInfo subnet(std::string name, const CostEstimate& c, double perSlice, double perWindow) {
+  return {std::move(name), c.parameters, gflops(c, perSlice), gflops(c, perWindow)};
+}
+
+PresetInfo describe(std::string_view architecture, std::string_view preset) {
+  PresetInfo info;
+  info.architecture = std::string(architecture);
+  info.preset = std::string(preset);
+  const auto options = modelPreset(architecture, preset);
+  if (const auto* h = std::get_if<HDenseUNetOptions>(&options)) {
+    const auto cost = hDenseUNetCost(*h, kWindow, kSlice, kSlice);
+    const double perSlice = 1.0 / static_cast<double>(kWindow);
+    info.subnetworks = {subnet("net2d", cost.net2d, perSlice, 1.0),
+                        subnet("net3d", cost.net3d, perSlice, 1.0),
+                        subnet("fusion", cost.fusion, perSlice, 1.0)};
+  } else if (const auto* d2 = std::get_if<DenseUNet2dOptions>(&options)) {
+    info.subnetworks = {subnet(
+        "net2d", denseUNetCost(*d2, 2, {kSlice, kSlice}), 1.0, static_cast<double>(kWindow))};
+  } else if (const auto* d3 = std::get_if<DenseUNet3dOptions>(&options)) {
+    info.subnetworks = {subnet("net3d",
+                               denseUNetCost(*d3, 3, {kWindow, kSlice, kSlice}),
+                               1.0 / static_cast<double>(kWindow),
+                               1.0)};
+  } else {
+    const auto& coarse = std::get<CoarseLiverOptions>(options);
+    const std::int64_t s = kSlice / coarse.downsample;
+    info.subnetworks = {
+        subnet("net", denseUNetCost(coarse.net, 2, {s, s}), 1.0, static_cast<double>(kWindow))};
+  }
+  for (const auto& s : info.subnetworks) {
+    info.parameters += s.parameters;
+    info.gflopsPerSlice += s.gflopsPerSlice;
+    info.gflopsPerWindow += s.gflopsPerWindow;
+  }
+  return info;
+}
+
+} // namespace
+
+CostEstimate denseUNetCost(const DenseUNetOptions& options,
+                           int dim,
+                           const std::vector<std::int64_t>& spatial) {
+  return walk(options, dim, spatial, true);
+}
+
+HDenseUNetCost hDenseUNetCost(const HDenseUNetOptions& options,
+                              std::int64_t depth,
+                              std::int64_t height,
+                              std::int64_t width) {
+  validate(options);
+  HDenseUNetCost cost;
+  cost.net2d = walk(options.net2d, 2, {height, width}, true);
+  cost.net2d.macs *= static_cast<double>(depth);
+  cost.net3d = walk(options.net3d, 3, {depth, height, width}, false);
+  const std::int64_t f = options.net3d.decoderChannels.back();
+  const std::int64_t fusionWeights = f * f * 27 + f * options.numClasses;
+  cost.fusion.parameters = fusionWeights + f + 2 * f + options.numClasses;
+  cost.fusion.macs =
+      static_cast<double>(fusionWeights) * static_cast<double>(depth * height * width);
+  return cost;
+}
+
+std::vector<std::string> modelInfoArchitectures() {
+  return {std::string(HDenseUNetOptions::kId),
+          std::string(DenseUNet2dOptions::kId),
+          std::string(DenseUNet3dOptions::kId),
+          std::string(CoarseLiverOptions::kId)};
+}
+
+std::vector<PresetInfo> describeModel(std::string_view architecture,
+                                      std::optional<std::string_view> preset) {
+  if (architecture == "h-dense-unet") {
+    architecture = HDenseUNetOptions::kId;
+  }
+  bool known = false;
+  for (const auto& a : modelInfoArchitectures()) {
+    known = known || a == architecture;
+  }
+  if (!known) {
+    throw ModelError("no model architecture named '" + std::string(architecture) +
+                     "' (known: hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver)");
+  }
+  std::vector<PresetInfo> out;
+  for (const auto& p : presetNames()) {
+    if (!preset || *preset == p) {
+      out.push_back(describe(architecture, p));
+    }
+  }
+  if (out.empty()) {
+    throw ModelError("unknown preset '" + std::string(*preset) +
+                     "' (expected paper, small or tiny)");
+  }
+  return out;
+}
+
+} // namespace densa::models

@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: Apache-2.0
+// Throughput of the H-DenseUNet presets (slices/s) with the achieved GFLOP/s next to the machine's
+// measured peak (large single-precision GEMMs and convolutions) in the same run.
+//   build/<preset>/tests/bench/models_bench [--device=cuda] [--benchmark_filter=...]
+// Counters: slices_per_s, GFLOPs (convolution FLOPs = 2 x MACs from the cost walker, the same
+// figures `densa model info` prints; a backward pass is counted as 2 x forward), peak_GFLOPs,
+// of_peak.
+
+#include "densa/models/model_info.hpp"
+#include "densa/models/runtime.hpp"
+#include "densa/models/torch/h_dense_unet.hpp"
+#include "densa/models/torch/losses.hpp"
+
+#include <benchmark/benchmark.h>
+#include <torch/cuda.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace densa::models;
+
+torch::Device gDevice = torch::kCPU;
+double gPeakGflops = 0.0;
+
+void synchronize() {
+  if (gDevice.is_cuda()) {
+    torch::cuda::synchronize();
+  }
+}
+
+// Peak: the best of a few large float GEMMs (2048^3 on CPU, 8192^3 on GPU) and large 3x3
+// convolutions (512 -> 512 channels at 56x56 / 112x112), whichever library path is faster.
+double measurePeak() {
+  const auto opts = torch::TensorOptions().device(gDevice);
+  const std::int64_t n = gDevice.is_cuda() ? 8192 : 2048;
+  const std::int64_t hw = gDevice.is_cuda() ? 112 : 56;
+  const auto a = torch::randn({n, n}, opts);
+  const auto b = torch::randn({n, n}, opts);
+  const auto x = torch::randn({1, 512, hw, hw}, opts);
+  const auto w = torch::randn({512, 512, 3, 3}, opts);
+  const double gemmFlop = 2.0 * static_cast<double>(n * n * n);
+  const double convFlop = 2.0 * 512.0 * 512.0 * 9.0 * static_cast<double>(hw * hw);
+  double best = 0.0;
+  for (int i = 0; i < 6; ++i) {
+    const bool gemm = i % 2 == 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto c = gemm ? torch::mm(a, b) : torch::conv2d(x, w, {}, 1, 1);
+    synchronize();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (i >= 2) { // the first of each is a warm-up
+      best = std::max(best, (gemm ? gemmFlop : convFlop) / s / 1e9);
+    }
+  }
+  return best;
+}
+
+void setCounters(benchmark::State& state,
+                 double slicesPerIteration,
+                 double gflopPerIteration,
+                 double seconds) {
+  const auto iterations = static_cast<double>(state.iterations());
+  const double gflops = gflopPerIteration * iterations / seconds;
+  state.counters["slices_per_s"] = slicesPerIteration * iterations / seconds;
+  state.counters["GFLOPs"] = gflops;
+  state.counters["peak_GFLOPs"] = gPeakGflops;
+  state.counters["of_peak"] = gflops / gPeakGflops;
+}
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The 2D DenseUNet of a preset on `batch` 3-channel slices of size x size.
+void twoD(benchmark::State& state,
+          const std::string& preset,
+          std::int64_t size,
+          std::int64_t batch,
+          bool backward) {
+  torch::manual_seed(0);
+  const auto options = hDenseUNetPreset(preset).net2d;
+  DenseUNet2d net(options);
+  net->to(gDevice);
+  const auto input = torch::randn({batch, 3, size, size}, torch::TensorOptions().device(gDevice));
+  const auto target = torch::randint(
+      0, 3, {batch, size, size}, torch::TensorOptions().dtype(torch::kLong).device(gDevice));
+  const double gflop = 2.0 * denseUNetCost(options, 2, {size, size}).macs / 1e9 *
+                       static_cast<double>(batch) * (backward ? 3.0 : 1.0);
+  if (backward) {
+    net->train();
+  } else {
+    net->eval();
+  }
+  const auto pass = [&] {
+    if (backward) {
+      net->zero_grad();
+      weightedCrossEntropy(net(input).logits, target).backward();
+    } else {
+      torch::NoGradGuard noGrad;
+      benchmark::DoNotOptimize(net(input).logits);
+    }
+    synchronize();
+  };
+  pass(); // warm-up: oneDNN primitive creation, allocator
+  double seconds = 0.0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (backward) {
+      net->zero_grad();
+      weightedCrossEntropy(net(input).logits, target).backward();
+    } else {
+      torch::NoGradGuard noGrad;
+      benchmark::DoNotOptimize(net(input).logits);
+    }
+    synchronize();
+    seconds += since(t0);
+  }
+  setCounters(state, static_cast<double>(batch), gflop, seconds);
+}
+
+// The hybrid net on one 8-slice window.
+void hybrid(benchmark::State& state, const std::string& preset, std::int64_t size, bool backward) {
+  torch::manual_seed(0);
+  const auto options = hDenseUNetPreset(preset);
+  HDenseUNet net(options);
+  net->to(gDevice);
+  const auto input = torch::randn({1, 1, 8, size, size}, torch::TensorOptions().device(gDevice));
+  const auto target = torch::randint(
+      0, 3, {1, 8, size, size}, torch::TensorOptions().dtype(torch::kLong).device(gDevice));
+  const auto cost = hDenseUNetCost(options, 8, size, size);
+  const double gflop =
+      2.0 * (cost.net2d.macs + cost.net3d.macs + cost.fusion.macs) / 1e9 * (backward ? 3.0 : 1.0);
+  WeightedCrossEntropyOptions ce;
+  ce.excludeEdgeSlices = true;
+  if (backward) {
+    net->train();
+  } else {
+    net->eval();
+  }
+  const auto pass = [&] {
+    if (backward) {
+      net->zero_grad();
+      weightedCrossEntropy(net(input).logits, target, ce).backward();
+    } else {
+      torch::NoGradGuard noGrad;
+      benchmark::DoNotOptimize(net(input).logits);
+    }
+    synchronize();
+  };
+  pass(); // warm-up: oneDNN primitive creation, allocator
+  double seconds = 0.0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (backward) {
+      net->zero_grad();
+      weightedCrossEntropy(net(input).logits, target, ce).backward();
+    } else {
+      torch::NoGradGuard noGrad;
+      benchmark::DoNotOptimize(net(input).logits);
+    }
+    synchronize();
+    seconds += since(t0);
+  }
+  setCounters(state, 8.0, gflop, seconds);
+}
+
+void registerAll() {
+  const bool gpu = gDevice.is_cuda();
+  for (const std::string preset : {"tiny", "small", "paper"}) {
+    const bool paper = preset == "paper";
+    for (const std::int64_t size : {224, 512}) {
+      // Paper at 512 on CPU: a few seconds per slice; one slice, few iterations.
+      const std::int64_t batch = (paper || size == 512) && !gpu ? 1 : 4;
+      const int iterations = paper && !gpu ? 2 : 0;
+      for (const bool backward : {false, true}) {
+        const std::string name = std::string(backward ? "forward_backward" : "forward") +
+                                 "/net2d/" + preset + "/" + std::to_string(size);
+        auto* b = benchmark::RegisterBenchmark(
+            name.c_str(), [=](benchmark::State& s) { twoD(s, preset, size, batch, backward); });
+        b->Unit(benchmark::kMillisecond)->UseRealTime();
+        if (iterations > 0) {
+          b->Iterations(iterations);
+        }
+      }
+      for (const bool backward : {false, true}) {
+        if (paper && !gpu && (size == 512 || backward)) {
+          continue; // minutes per window on a laptop CPU; run it on a GPU
+        }
+        const std::string name = std::string(backward ? "forward_backward" : "forward") +
+                                 "/hdenseunet_window8/" + preset + "/" + std::to_string(size);
+        auto* b = benchmark::RegisterBenchmark(
+            name.c_str(), [=](benchmark::State& s) { hybrid(s, preset, size, backward); });
+        b->Unit(benchmark::kMillisecond)->UseRealTime();
+        if (paper && !gpu) {
+          b->Iterations(1);
+        }
+      }
+    }
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--device=", 9) == 0) {
+      gDevice = torch::Device(resolveDevice(argv[i] + 9));
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  int count = static_cast<int>(args.size());
+  benchmark::Initialize(&count, args.data());
+  const int threads = setThreads(0);
+  gPeakGflops = measurePeak();
+  benchmark::AddCustomContext("device", gDevice.str());
+  benchmark::AddCustomContext("torch_threads", std::to_string(threads));
+  benchmark::AddCustomContext("peak_GFLOPs (GEMM/conv)", std::to_string(gPeakGflops));
+  registerAll();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
