@@ -3,6 +3,7 @@
 
 #include "densa/app/commands.hpp"
 #include "densa/app/exit_codes.hpp"
+#include "densa/app/train.hpp"
 #include "densa/core/error.hpp"
 #include "densa/models/error.hpp"
 #include "densa/models/runtime.hpp"
@@ -146,6 +147,20 @@ int runCli(int argc, char** argv) {
                        "Refuse gantry-tilted series instead of resampling them");
   segmentCmd->get_option("--continue")->excludes(segmentCmd->get_option("--overwrite"));
 
+  TrainCommand train;
+  auto* trainCmd = cli.add_subcommand(
+      "train",
+      "Train H-DenseUNet stage by stage (2d, 3dpart, end2end) from a YAML config into a run folder "
+      "(config.yaml, metrics.csv, train.log, report.html, last.densa, best.densa, "
+      "state.pt).\nExample: "
+      "densa train --config data/models/default-train.yaml -o runs/default");
+  trainCmd->add_option("--config", train.config, "YAML training configuration");
+  trainCmd->add_option("-o,--output", train.runDir, "Run folder (default: runs/<config name>)");
+  trainCmd->add_option(
+      "--resume", train.resume, "Continue the run in this folder exactly where it stopped");
+  trainCmd->add_option(
+      "--set", train.overrides, "Override a config key, e.g. --set steps=500 (repeatable)");
+
   EvaluateOptions evaluate;
   auto* evaluateCmd = cli.add_subcommand(
       "evaluate",
@@ -213,6 +228,13 @@ int runCli(int argc, char** argv) {
     }
     if (convertCmd->parsed()) {
       return runConvert(convert, std::cout, std::cerr);
+    }
+    if (trainCmd->parsed()) {
+      if (train.runDir.empty() && !train.resume) {
+        train.runDir =
+            std::filesystem::path("runs") / (train.config ? train.config->stem() : "run");
+      }
+      return runTrain(train, std::cout, std::cerr);
     }
     if (segmentCmd->parsed()) {
       return runSegment(segment, std::cout, std::cerr);

@@ -108,6 +108,7 @@ private:
   mutable std::optional<models::LoadedModel> m_coarse;
   fs::path m_coarseFile;
   core::LiverTumourThresholds m_thresholds;
+  bool m_twoDOnly = false;
   ModelIdentity m_identity;
 };
 
@@ -186,10 +187,10 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
   const std::int64_t last = std::max<std::int64_t>(0, std::min(Zp, zmax + 10) - depth);
   const std::int64_t first = std::max<std::int64_t>(0, std::min(zmin - 5, last));
   std::vector<std::int64_t> starts;
-  for (std::int64_t s = first; s <= last; s += stride) {
+  for (std::int64_t s = first; s <= last && !m_twoDOnly; s += stride) {
     starts.push_back(s);
   }
-  if (starts.empty() || starts.back() != last) {
+  if (!m_twoDOnly && (starts.empty() || starts.back() != last)) {
     starts.push_back(last);
   }
   const int context = net->options().sliceContext;
@@ -219,6 +220,37 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
                 static_cast<std::size_t>(Hp * Wp));
     accumulators.erase(it);
   };
+  if (m_twoDOnly) {
+    // 2D-only inference: softmax of the 2D branch's logits, slice by slice (stride 1, §1.11 pt 9).
+    const std::int64_t lo = std::max<std::int64_t>(0, zmin - 5);
+    const std::int64_t hi = std::min(Zp, zmax + 11);
+    constexpr std::int64_t kBatch = 4;
+    for (std::int64_t k0 = lo; k0 < hi; k0 += kBatch) {
+      std::vector<torch::Tensor> inputs;
+      const std::int64_t k1 = std::min(hi, k0 + kBatch);
+      for (std::int64_t k = k0; k < k1; ++k) {
+        std::vector<torch::Tensor> neighbours;
+        for (int o = -net->options().sliceContext / 2; o <= net->options().sliceContext / 2; ++o) {
+          neighbours.push_back(volume[std::clamp<std::int64_t>(k + o, 0, Zp - 1)]);
+        }
+        inputs.push_back(torch::stack(neighbours, 0));
+      }
+      const auto probs =
+          torch::softmax(net->forward2d(torch::stack(inputs, 0).to(m_device)).logits, 1)
+              .to(torch::kCPU);
+      for (std::int64_t k = k0; k < k1; ++k) {
+        auto& acc = accumulators[k];
+        acc.liver = probs[k - k0][1].clone();
+        acc.tumour = probs[k - k0][2].clone();
+        acc.hits = 1;
+        finalize(k);
+      }
+      if (progress) {
+        progress(static_cast<double>(k1 - lo) /
+                 static_cast<double>(std::max<std::int64_t>(1, hi - lo)));
+      }
+    }
+  }
   for (std::size_t wi = 0; wi < starts.size(); ++wi) {
     const std::int64_t s = starts[wi];
     // Slices before this window's first inner slice are final; their 2D outputs are not needed

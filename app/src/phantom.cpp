@@ -52,7 +52,7 @@ Phantom makePhantom(const PhantomSpec& spec, std::uint64_t seed) {
   };
   const auto n = static_cast<std::size_t>(spec.size);
   const auto depth = static_cast<std::size_t>(spec.slices);
-  const double sxy = spec.spacingXY > 0 ? spec.spacingXY : 360.0 / spec.size * uniform(0.95, 1.05);
+  const double sxy = spec.spacingXY > 0 ? spec.spacingXY : 400.0 / spec.size * uniform(0.9, 1.1);
   core::Geometry g;
   g.spacing = {sxy, sxy, spec.spacingZ};
   g.origin = {-sxy * (spec.size - 1) / 2.0,

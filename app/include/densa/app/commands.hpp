@@ -39,9 +39,9 @@ struct PhantomOptions {
   std::filesystem::path output;
   int cases = 1;
   std::uint64_t seed = 1;
-  int size = 256; ///< in-plane matrix
+  int size = 512; ///< in-plane matrix
   int slices = 48;
-  double spacingXY = 0.0; ///< mm; 0: chosen per case from the seed
+  double spacingXY = 0.0; ///< mm; 0: field of view 400 mm ± 10%, per case from the seed
   double spacingZ = 2.5;  ///< mm
 };
 

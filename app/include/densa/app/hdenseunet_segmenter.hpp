@@ -20,6 +20,9 @@ struct SegmenterOptions {
   /// "<model stem>.coarse.densa" next to the model is used if it exists, else the windows cover
   /// every slice and the liver prediction itself gates the tumours.
   std::optional<std::filesystem::path> coarseModel;
+  /// The paper's 2D-only baseline (§1.11 point 9): the 2D branch on every slice, no 3D windows.
+  /// Also used when the model card says it was trained in the "2d" stage only.
+  bool twoDOnly = false;
 };
 
 /// The bundled default model: $DENSA_MODEL if set, else the first of

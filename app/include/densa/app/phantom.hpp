@@ -9,9 +9,9 @@ namespace densa::app {
 
 /// Geometry and content knobs of one synthetic abdominal CT.
 struct PhantomSpec {
-  int size = 256; ///< in-plane matrix
+  int size = 512; ///< in-plane matrix
   int slices = 48;
-  double spacingXY = 0.0; ///< mm; 0: field of view ~360 mm
+  double spacingXY = 0.0; ///< mm; 0: field of view 400 mm ± 10% (0.7–0.86 mm at 512)
   double spacingZ = 2.5;  ///< mm
   int maxTumours = 3;
 };

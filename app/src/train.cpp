@@ -1,0 +1,837 @@
+// SPDX-License-Identifier: Apache-2.0
+// `densa train`: staged H-DenseUNet training (methods-spec §1.3, §1.9, §1.10) with a run folder.
+#include "densa/app/train.hpp"
+
+#include "densa/app/datasets.hpp"
+#include "densa/app/exit_codes.hpp"
+#include "densa/app/hdenseunet_segmenter.hpp"
+#include "densa/app/preview.hpp"
+#include "densa/build_info.hpp"
+#include "densa/core/error.hpp"
+#include "densa/core/metrics.hpp"
+#include "densa/io/atomic_file.hpp"
+#include "densa/models/model_card.hpp"
+#include "densa/models/runtime.hpp"
+#include "densa/models/torch/checkpoint.hpp"
+#include "densa/models/torch/losses.hpp"
+
+#include "progress.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/functional/upsampling.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
+#include <torch/serialize.h>
+#include <torch/utils.h>
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <future>
+#include <iomanip>
+#include <mutex>
+#include <numbers>
+#include <random>
+#include <sstream>
+
+namespace densa::app {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+namespace {
+
+template <typename T>
+T as(const YAML::Node& node, const std::string& key) {
+  try {
+    return node.as<T>();
+  } catch (const YAML::Exception&) {
+    throw core::InvalidArgument("config key '" + key + "': bad value '" + YAML::Dump(node) + "'");
+  }
+}
+
+void applyKey(TrainConfig& c, const std::string& key, const YAML::Node& v) {
+  if (key == "datasets") {
+    c.datasets.clear();
+    for (const auto& d : v) {
+      TrainDataset ds;
+      ds.path = as<std::string>(d["path"], "datasets.path");
+      if (d["label_map"]) {
+        std::map<int, int> m;
+        for (const auto& kv : d["label_map"]) {
+          m[as<int>(kv.first, "label_map")] = as<int>(kv.second, "label_map");
+        }
+        ds.labelMap = m;
+      }
+      ds.validationOnly = d["validation_only"] && as<bool>(d["validation_only"], "validation_only");
+      ds.trainOnly = d["train_only"] && as<bool>(d["train_only"], "train_only");
+      c.datasets.push_back(ds);
+    }
+  } else if (key == "dataset") {
+    c.datasets = {TrainDataset{as<std::string>(v, key), std::nullopt, false, false}};
+  } else if (key == "architecture") {
+    c.architecture = as<std::string>(v, key);
+  } else if (key == "preset") {
+    c.preset = as<std::string>(v, key);
+  } else if (key == "stage") {
+    c.stage = as<std::string>(v, key);
+    if (c.stage != "2d" && c.stage != "3dpart" && c.stage != "end2end") {
+      throw core::InvalidArgument("config key 'stage': expected 2d, 3dpart or end2end, got '" +
+                                  c.stage + "'");
+    }
+  } else if (key == "init_from") {
+    c.initFrom = fs::path(as<std::string>(v, key));
+  } else if (key == "steps") {
+    c.steps = as<std::int64_t>(v, key);
+  } else if (key == "batch_size") {
+    c.batchSize = as<int>(v, key);
+  } else if (key == "crop_size") {
+    c.cropSize = as<int>(v, key);
+  } else if (key == "scale_min") {
+    c.scaleMin = as<double>(v, key);
+  } else if (key == "scale_max") {
+    c.scaleMax = as<double>(v, key);
+  } else if (key == "tumour_fraction") {
+    c.tumourFraction = as<double>(v, key);
+  } else if (key == "optimizer") {
+    c.optimizer = as<std::string>(v, key);
+  } else if (key == "learning_rate") {
+    c.learningRate = as<double>(v, key);
+  } else if (key == "momentum") {
+    c.momentum = as<double>(v, key);
+  } else if (key == "weight_decay") {
+    c.weightDecay = as<double>(v, key);
+  } else if (key == "schedule") {
+    c.schedule = as<std::string>(v, key);
+  } else if (key == "dice_weight") {
+    c.diceWeight = as<double>(v, key);
+  } else if (key == "folds") {
+    c.folds = as<int>(v, key);
+  } else if (key == "fold") {
+    c.fold = as<int>(v, key);
+  } else if (key == "seed") {
+    c.seed = as<std::uint64_t>(v, key);
+  } else if (key == "validate_every") {
+    c.validateEvery = as<std::int64_t>(v, key);
+  } else if (key == "checkpoint_every") {
+    c.checkpointEvery = as<std::int64_t>(v, key);
+  } else if (key == "log_every") {
+    c.logEvery = as<std::int64_t>(v, key);
+  } else if (key == "workers") {
+    c.workers = as<int>(v, key);
+  } else if (key == "threads") {
+    c.threads = as<int>(v, key);
+  } else if (key == "device") {
+    c.device = as<std::string>(v, key);
+  } else if (key == "cache_dir") {
+    c.cacheDir = as<std::string>(v, key);
+  } else {
+    throw core::InvalidArgument("unknown config key '" + key + "'");
+  }
+}
+
+std::string toYaml(const TrainConfig& c) {
+  YAML::Emitter e;
+  e << YAML::BeginMap << YAML::Key << "datasets" << YAML::Value << YAML::BeginSeq;
+  for (const auto& d : c.datasets) {
+    e << YAML::BeginMap << YAML::Key << "path" << YAML::Value << d.path.string();
+    if (d.labelMap) {
+      e << YAML::Key << "label_map" << YAML::Value << YAML::Flow << *d.labelMap;
+    }
+    if (d.validationOnly) {
+      e << YAML::Key << "validation_only" << YAML::Value << true;
+    }
+    if (d.trainOnly) {
+      e << YAML::Key << "train_only" << YAML::Value << true;
+    }
+    e << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+  e << YAML::Key << "architecture" << YAML::Value << c.architecture << YAML::Key << "preset"
+    << YAML::Value << c.preset << YAML::Key << "stage" << YAML::Value << c.stage;
+  if (c.initFrom) {
+    e << YAML::Key << "init_from" << YAML::Value << c.initFrom->string();
+  }
+  e << YAML::Key << "steps" << YAML::Value << c.steps << YAML::Key << "batch_size" << YAML::Value
+    << c.batchSize << YAML::Key << "crop_size" << YAML::Value << c.cropSize << YAML::Key
+    << "scale_min" << YAML::Value << c.scaleMin << YAML::Key << "scale_max" << YAML::Value
+    << c.scaleMax << YAML::Key << "tumour_fraction" << YAML::Value << c.tumourFraction << YAML::Key
+    << "optimizer" << YAML::Value << c.optimizer << YAML::Key << "learning_rate" << YAML::Value
+    << c.learningRate << YAML::Key << "momentum" << YAML::Value << c.momentum << YAML::Key
+    << "weight_decay" << YAML::Value << c.weightDecay << YAML::Key << "schedule" << YAML::Value
+    << c.schedule << YAML::Key << "dice_weight" << YAML::Value << c.diceWeight << YAML::Key
+    << "folds" << YAML::Value << c.folds << YAML::Key << "fold" << YAML::Value << c.fold
+    << YAML::Key << "seed" << YAML::Value << c.seed << YAML::Key << "validate_every" << YAML::Value
+    << c.validateEvery << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpointEvery
+    << YAML::Key << "log_every" << YAML::Value << c.logEvery << YAML::Key << "workers"
+    << YAML::Value << c.workers << YAML::Key << "threads" << YAML::Value << c.threads << YAML::Key
+    << "device" << YAML::Value << c.device << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+} // namespace
+
+TrainConfig loadTrainConfig(const fs::path& file, const std::vector<std::string>& overrides) {
+  TrainConfig c;
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file.string());
+  } catch (const YAML::Exception& e) {
+    throw core::InputError(file, std::string("not a readable YAML config: ") + e.what());
+  }
+  if (!root.IsMap()) {
+    throw core::InputError(file, "a training config must be a YAML mapping");
+  }
+  for (const auto& kv : root) {
+    applyKey(c, kv.first.as<std::string>(), kv.second);
+  }
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos) {
+      throw core::InvalidArgument("override '" + o + "': expected key=value");
+    }
+    applyKey(c, o.substr(0, eq), YAML::Load(o.substr(eq + 1)));
+  }
+  // Relative dataset paths are relative to the config file.
+  for (auto& d : c.datasets) {
+    if (d.path.is_relative() && !fs::exists(d.path)) {
+      d.path = file.parent_path() / d.path;
+    }
+  }
+  if (c.datasets.empty()) {
+    throw core::InvalidArgument("config " + file.string() + ": no datasets");
+  }
+  if (c.steps <= 0 || c.batchSize <= 0 || c.cropSize < 32 || c.cropSize % 32 != 0) {
+    throw core::InvalidArgument(
+        "config: steps and batch_size must be > 0, crop_size a multiple of 32");
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sampling (§1.3)
+
+namespace {
+
+struct SampledVolume {
+  TrainingVolume volume;
+  std::vector<std::uint32_t> liver;  // voxel offsets with label >= 1
+  std::vector<std::uint32_t> tumour; // voxel offsets with label == 2
+  std::array<std::int64_t, 3> boxLow{0, 0, 0};
+  std::array<std::int64_t, 3> boxHigh{0, 0, 0};
+};
+
+SampledVolume indexVolume(TrainingVolume v) {
+  SampledVolume s;
+  const auto [nx, ny, nz] = v.labels.size();
+  s.boxLow = {
+      static_cast<std::int64_t>(nx), static_cast<std::int64_t>(ny), static_cast<std::int64_t>(nz)};
+  s.boxHigh = {0, 0, 0};
+  for (std::size_t i = 0; i < v.labels.voxelCount(); ++i) {
+    const auto l = v.labels.voxels()[i];
+    if (l == 0) {
+      continue;
+    }
+    s.liver.push_back(static_cast<std::uint32_t>(i));
+    if (l == 2) {
+      s.tumour.push_back(static_cast<std::uint32_t>(i));
+    }
+    const std::array<std::int64_t, 3> p{static_cast<std::int64_t>(i % nx),
+                                        static_cast<std::int64_t>((i / nx) % ny),
+                                        static_cast<std::int64_t>(i / (nx * ny))};
+    for (std::size_t d = 0; d < 3; ++d) {
+      s.boxLow[d] = std::min(s.boxLow[d], p[d]);
+      s.boxHigh[d] = std::max(s.boxHigh[d], p[d]);
+    }
+  }
+  if (s.liver.empty()) {
+    s.boxLow = {0, 0, 0};
+    s.boxHigh = {static_cast<std::int64_t>(nx) - 1,
+                 static_cast<std::int64_t>(ny) - 1,
+                 static_cast<std::int64_t>(nz) - 1};
+  }
+  s.volume = std::move(v);
+  return s;
+}
+
+struct Batch {
+  torch::Tensor input;  // 2D: [B, 3, S, S]; hybrid: [1, 1, D, S, S]
+  torch::Tensor target; // 2D: [B, S, S];    hybrid: [1, D, S, S]
+};
+
+// One crop: `slices` slices centred on a liver or tumour voxel, per §1.3.
+std::pair<torch::Tensor, torch::Tensor> sampleCrop(const SampledVolume& v,
+                                                   const TrainConfig& c,
+                                                   const models::PreprocessingContract& pre,
+                                                   int slices,
+                                                   std::mt19937_64& rng) {
+  auto uniform = [&](double a, double b) {
+    return std::uniform_real_distribution<double>(a, b)(rng);
+  };
+  const auto& ct = v.volume.ct;
+  const auto [nx, ny, nz] = ct.size();
+  std::uint32_t centre = 0;
+  if (!v.tumour.empty() && uniform(0, 1) < c.tumourFraction) {
+    centre = v.tumour[std::uniform_int_distribution<std::size_t>(0, v.tumour.size() - 1)(rng)];
+  } else if (!v.liver.empty()) {
+    centre = v.liver[std::uniform_int_distribution<std::size_t>(0, v.liver.size() - 1)(rng)];
+  } else {
+    centre = static_cast<std::uint32_t>(
+        std::uniform_int_distribution<std::size_t>(0, ct.voxelCount() - 1)(rng));
+  }
+  std::array<std::int64_t, 3> p{static_cast<std::int64_t>(centre % nx),
+                                static_cast<std::int64_t>((centre / nx) % ny),
+                                static_cast<std::int64_t>(centre / (nx * ny))};
+  const auto size = static_cast<std::int64_t>(c.cropSize * uniform(c.scaleMin, c.scaleMax));
+  for (std::size_t d = 0; d < 2; ++d) { // keep the crop in the liver box (§1.3 step 4)
+    p[d] = std::min(std::max(v.boxLow[d] + size / 2, p[d]), v.boxHigh[d] - size / 2 - 1);
+  }
+  const std::int64_t x0 = p[0] - size / 2;
+  const std::int64_t y0 = p[1] - size / 2;
+  const std::int64_t z0 = p[2] - slices / 2;
+  std::vector<float> image(static_cast<std::size_t>(slices * size * size),
+                           static_cast<float>(pre.huMin));
+  std::vector<std::int64_t> label(image.size(), 0);
+  for (std::int64_t s = 0; s < slices; ++s) {
+    const auto z = static_cast<std::size_t>(
+        std::clamp<std::int64_t>(z0 + s, 0, static_cast<std::int64_t>(nz) - 1));
+    for (std::int64_t y = 0; y < size; ++y) {
+      const std::int64_t yy = y0 + y;
+      if (yy < 0 || yy >= static_cast<std::int64_t>(ny)) {
+        continue;
+      }
+      for (std::int64_t x = 0; x < size; ++x) {
+        const std::int64_t xx = x0 + x;
+        if (xx < 0 || xx >= static_cast<std::int64_t>(nx)) {
+          continue;
+        }
+        const std::size_t o = static_cast<std::size_t>((s * size + y) * size + x);
+        const std::size_t src =
+            ct.offset(static_cast<std::size_t>(xx), static_cast<std::size_t>(yy), z);
+        image[o] = static_cast<float>(ct.voxels()[src]);
+        label[o] = v.volume.labels.voxels()[src];
+      }
+    }
+  }
+  auto img = torch::from_blob(image.data(), {slices, size, size}, torch::kFloat32)
+                 .clamp(pre.huMin, pre.huMax)
+                 .add(pre.intensityOffset)
+                 .clone();
+  auto lab = torch::from_blob(label.data(), {slices, size, size}, torch::kInt64).clone();
+  // One of 8 dihedral transforms, identical for image and label (§1.3 step 5).
+  const int t = std::uniform_int_distribution<int>(0, 7)(rng);
+  auto dihedral = [t](torch::Tensor x) {
+    if (t & 1) {
+      x = x.flip({2});
+    }
+    if (t & 2) {
+      x = x.flip({1});
+    }
+    if (t & 4) {
+      x = x.transpose(1, 2);
+    }
+    return x.contiguous();
+  };
+  img = dihedral(img);
+  lab = dihedral(lab);
+  // Back to crop_size: image cubic, label nearest (§1.3 step 6).
+  namespace F = torch::nn::functional;
+  const std::vector<std::int64_t> target{c.cropSize, c.cropSize};
+  img = F::interpolate(
+            img.unsqueeze(0),
+            F::InterpolateFuncOptions().size(target).mode(torch::kBicubic).align_corners(false))
+            .squeeze(0);
+  lab = F::interpolate(lab.unsqueeze(0).to(torch::kFloat32),
+                       F::InterpolateFuncOptions().size(target).mode(torch::kNearest))
+            .squeeze(0)
+            .to(torch::kInt64);
+  return {img, lab};
+}
+
+Batch sampleBatch(const std::vector<SampledVolume>& volumes,
+                  const TrainConfig& c,
+                  const models::ModelCard& card,
+                  std::int64_t step) {
+  // Every batch is a pure function of (seed, step): resuming reproduces the data stream exactly.
+  std::seed_seq seq{static_cast<std::uint64_t>(c.seed),
+                    static_cast<std::uint64_t>(step),
+                    std::uint64_t{0x44454e53}};
+  std::mt19937_64 rng(seq);
+  const bool hybrid = c.stage != "2d";
+  std::vector<torch::Tensor> inputs;
+  std::vector<torch::Tensor> targets;
+  const int count = hybrid ? 1 : c.batchSize;
+  for (int b = 0; b < count; ++b) {
+    const auto& v = volumes[std::uniform_int_distribution<std::size_t>(0, volumes.size() - 1)(rng)];
+    const int slices = hybrid ? card.preprocessing.windowDepth : card.preprocessing.sliceContext;
+    auto [img, lab] = sampleCrop(v, c, card.preprocessing, slices, rng);
+    if (hybrid) {
+      inputs.push_back(img.unsqueeze(0)); // [1, D, S, S]
+      targets.push_back(lab);             // [D, S, S]
+    } else {
+      inputs.push_back(img);              // [3, S, S]
+      targets.push_back(lab[slices / 2]); // centre slice (§1.3 step 7)
+    }
+  }
+  return {torch::stack(inputs, 0), torch::stack(targets, 0)};
+}
+
+double learningRate(const TrainConfig& c, std::int64_t step) {
+  const double progress =
+      static_cast<double>(step) / static_cast<double>(std::max<std::int64_t>(1, c.steps));
+  if (c.schedule == "poly") {
+    return c.learningRate * std::pow(1.0 - std::min(progress, 1.0), 0.9);
+  }
+  if (c.schedule == "cosine") {
+    return c.learningRate * 0.5 * (1.0 + std::cos(std::numbers::pi * std::min(progress, 1.0)));
+  }
+  return c.learningRate;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run folder: metrics, report
+
+struct MetricsRow {
+  std::int64_t step = 0;
+  double loss = 0;
+  double lr = 0;
+  double samplesPerSecond = 0;
+  std::optional<double> liverDice;
+  std::optional<double> tumourDice;
+};
+
+std::string svgChart(const std::string& title,
+                     const std::vector<std::pair<double, double>>& a,
+                     const std::string& aName,
+                     const std::vector<std::pair<double, double>>& b = {},
+                     const std::string& bName = "") {
+  constexpr double kW = 560;
+  constexpr double kH = 240;
+  constexpr double kPad = 40;
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  for (const auto* s : {&a, &b}) {
+    for (const auto& [x, y] : *s) {
+      x0 = std::min(x0, x);
+      x1 = std::max(x1, x);
+      y0 = std::min(y0, y);
+      y1 = std::max(y1, y);
+    }
+  }
+  if (x0 > x1) {
+    return "<p>" + title + ": no data yet</p>";
+  }
+  if (x1 == x0) {
+    x1 = x0 + 1;
+  }
+  if (y1 == y0) {
+    y1 = y0 + 1;
+  }
+  auto px = [&](double x) {
+    return kPad + (x - x0) / (x1 - x0) * (kW - 2 * kPad);
+  };
+  auto py = [&](double y) {
+    return kH - kPad - (y - y0) / (y1 - y0) * (kH - 2 * kPad);
+  };
+  std::ostringstream s;
+  s << std::setprecision(4) << "<figure><figcaption>" << title << "</figcaption><svg width='" << kW
+    << "' height='" << kH << "' style='background:#fff;border:1px solid #ccc'>";
+  s << "<text x='" << kPad << "' y='15' font-size='11'>" << y1 << "</text><text x='" << kPad
+    << "' y='" << kH - 25 << "' font-size='11'>" << y0 << "</text><text x='" << kW - kPad - 40
+    << "' y='" << kH - 8 << "' font-size='11'>step " << x1 << "</text>";
+  const std::pair<const std::vector<std::pair<double, double>>*, std::string> series[] = {
+      {&a, "#1f77b4"}, {&b, "#d62728"}};
+  for (const auto& [data, colour] : series) {
+    if (data->empty()) {
+      continue;
+    }
+    s << "<polyline fill='none' stroke='" << colour << "' stroke-width='1.5' points='";
+    for (const auto& [x, y] : *data) {
+      s << px(x) << "," << py(y) << " ";
+    }
+    s << "'/>";
+  }
+  s << "<text x='" << kW - 200 << "' y='15' font-size='11' fill='#1f77b4'>" << aName << "</text>";
+  if (!b.empty()) {
+    s << "<text x='" << kW - 200 << "' y='30' font-size='11' fill='#d62728'>" << bName << "</text>";
+  }
+  s << "</svg></figure>";
+  return s.str();
+}
+
+void writeReport(const fs::path& run,
+                 const TrainConfig& c,
+                 const std::vector<MetricsRow>& rows,
+                 const std::string& bestNote) {
+  std::vector<std::pair<double, double>> loss, liver, tumour;
+  for (const auto& r : rows) {
+    loss.emplace_back(static_cast<double>(r.step), r.loss);
+    if (r.liverDice) {
+      liver.emplace_back(static_cast<double>(r.step), *r.liverDice);
+      tumour.emplace_back(static_cast<double>(r.step), *r.tumourDice);
+    }
+  }
+  std::ostringstream html;
+  html << "<!doctype html><html><head><meta charset='utf-8'><title>Densa training run</title>"
+       << "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}pre{background:#f4f4f4;"
+          "padding:1em}"
+       << "figure{display:inline-block;margin:1em}</style></head><body>"
+       << "<h1>Densa training run</h1><p>" << c.architecture << " / " << c.preset << " / stage "
+       << c.stage << ", " << rows.size() << " logged steps. " << bestNote << "</p>"
+       << svgChart("Training loss", loss, "loss")
+       << svgChart("Validation Dice", liver, "liver", tumour, "tumour");
+  std::vector<fs::path> previews;
+  for (const auto& e : fs::directory_iterator(run)) {
+    if (e.path().filename().string().starts_with("validation-") && e.path().extension() == ".png") {
+      previews.push_back(e.path().filename());
+    }
+  }
+  std::sort(previews.begin(), previews.end());
+  if (!previews.empty()) {
+    html << "<h2>Validation prediction (" << previews.back().string() << ")</h2><img src='"
+         << previews.back().string() << "' style='max-width:100%'>";
+  }
+  html << "<h2>Configuration</h2><pre>" << toYaml(c)
+       << "</pre><p>Files: metrics.csv, train.log, best.densa, "
+       << "last.densa, state.pt (resume with <code>densa train --resume " << run.string()
+       << "</code>).</p>"
+       << "</body></html>\n";
+  io::writeTextAtomically(run / "report.html", html.str());
+}
+
+std::string rowCsv(const MetricsRow& r) {
+  std::ostringstream s;
+  s << r.step << "," << r.loss << "," << r.lr << "," << r.samplesPerSecond << ",";
+  if (r.liverDice) {
+    s << *r.liverDice << "," << *r.tumourDice;
+  } else {
+    s << ",";
+  }
+  return s.str();
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The loop
+
+int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) {
+  const fs::path run = command.resume.value_or(command.runDir);
+  TrainConfig c;
+  if (command.resume) {
+    c = loadTrainConfig(run / "config.yaml", command.overrides);
+  } else {
+    if (!command.config) {
+      throw core::InvalidArgument("densa train needs --config FILE (or --resume RUN_DIR)");
+    }
+    c = loadTrainConfig(*command.config, command.overrides);
+    if (fs::exists(run / "state.pt")) {
+      throw core::InvalidArgument("run folder " + run.string() +
+                                  " already holds a run; use --resume " + run.string() +
+                                  " or another folder");
+    }
+  }
+  fs::create_directories(run);
+  io::writeTextAtomically(run / "config.yaml",
+                          "# densa " + std::string(build::kVersion) + " (git " + build::kGitHash +
+                              ")\n" + toYaml(c));
+  models::setThreads(c.threads);
+  const torch::Device device(models::resolveDevice(c.device));
+  std::ofstream log(run / "train.log", std::ios::app);
+  auto say = [&](const std::string& line) {
+    out << line << "\n";
+    log << line << "\n" << std::flush;
+  };
+
+  // Data: case-level split per dataset, preprocessing cache.
+  const fs::path cache = c.cacheDir.empty() ? run / "cache" : c.cacheDir;
+  std::vector<SampledVolume> train;
+  std::vector<TrainingVolume> validation;
+  for (const auto& d : c.datasets) {
+    const Dataset ds = readDataset(d.path);
+    Split split = d.validationOnly ? Split{{}, ds.cases}
+                                   : (d.trainOnly ? Split{ds.cases, {}}
+                                                  : splitCases(ds.cases, c.folds, c.fold, c.seed));
+    for (const auto& lc : split.train) {
+      train.push_back(indexVolume(loadTrainingVolumeCached(lc, cache, d.labelMap)));
+    }
+    for (const auto& lc : split.validation) {
+      validation.push_back(loadTrainingVolumeCached(lc, cache, d.labelMap));
+    }
+  }
+  if (train.empty()) {
+    throw core::InvalidArgument("no training case (all held out?)");
+  }
+  say("densa train: " + std::to_string(train.size()) + " training and " +
+      std::to_string(validation.size()) + " validation case(s); " + c.architecture + "/" +
+      c.preset + " stage " + c.stage + " on " + device.str());
+
+  // Network and optimiser.
+  models::ModelCard card = models::makeModelCard(c.architecture, c.preset);
+  torch::manual_seed(c.seed);
+  models::AnyNet net = models::makeNet(card.options);
+  if (c.initFrom) {
+    const models::LoadedModel init = models::loadCheckpoint(*c.initFrom);
+    auto target = models::stateDict(*models::moduleOf(net));
+    const auto source = models::stateDict(*models::moduleOf(init.net));
+    std::size_t copied = 0;
+    for (auto& [name, tensor] : target) {
+      if (const auto it = source.find(name);
+          it != source.end() && it->second.sizes() == tensor.sizes()) {
+        tensor = it->second;
+        ++copied;
+      }
+    }
+    if (copied == 0) {
+      throw core::InputError(*c.initFrom, "shares no parameter with the network being trained");
+    }
+    models::loadStateDict(*models::moduleOf(net), target, c.initFrom->string());
+    say("initialised " + std::to_string(copied) + " of " + std::to_string(target.size()) +
+        " tensors from " + c.initFrom->string());
+  }
+  auto module = models::moduleOf(net);
+  module->to(device);
+  auto& hybrid = std::get<models::HDenseUNet>(net);
+  std::vector<torch::Tensor> parameters;
+  if (c.stage == "2d") {
+    parameters = hybrid->net2d()->parameters();
+  } else {
+    hybrid->freeze2d(c.stage == "3dpart");
+    for (auto& p : module->parameters()) {
+      if (p.requires_grad()) {
+        parameters.push_back(p);
+      }
+    }
+  }
+  std::unique_ptr<torch::optim::Optimizer> optimiser;
+  if (c.optimizer == "sgd") {
+    optimiser = std::make_unique<torch::optim::SGD>(parameters,
+                                                    torch::optim::SGDOptions(c.learningRate)
+                                                        .momentum(c.momentum)
+                                                        .nesterov(true)
+                                                        .weight_decay(c.weightDecay));
+  } else if (c.optimizer == "adam") {
+    optimiser = std::make_unique<torch::optim::Adam>(
+        parameters, torch::optim::AdamOptions(c.learningRate).weight_decay(c.weightDecay));
+  } else {
+    throw core::InvalidArgument("config key 'optimizer': expected sgd or adam, got '" +
+                                c.optimizer + "'");
+  }
+
+  // Resume: weights, optimiser state, step and the torch RNG.
+  std::int64_t step = 0;
+  std::vector<MetricsRow> rows;
+  double bestScore = -1;
+  if (command.resume) {
+    if (!fs::exists(run / "state.pt")) {
+      throw core::InputError(run, "holds no state.pt to resume from");
+    }
+    torch::serialize::InputArchive archive;
+    archive.load_from((run / "state.pt").string());
+    module->load(archive);
+    torch::serialize::InputArchive optimiserArchive;
+    archive.read("optimizer", optimiserArchive);
+    optimiser->load(optimiserArchive);
+    torch::Tensor meta;
+    archive.read("step", meta);
+    step = meta.item<std::int64_t>();
+    torch::Tensor best;
+    archive.read("best", best);
+    bestScore = best.item<double>();
+    torch::Tensor rngState;
+    archive.read("rng", rngState);
+    {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(rngState);
+    }
+    // metrics.csv up to that step
+    std::ifstream in(run / "metrics.csv");
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::stringstream ls(line);
+      std::string f;
+      std::vector<std::string> fields;
+      while (std::getline(ls, f, ',')) {
+        fields.push_back(f);
+      }
+      fields.resize(6);
+      MetricsRow r;
+      r.step = std::stoll(fields[0]);
+      if (r.step > step) {
+        break;
+      }
+      r.loss = std::stod(fields[1]);
+      r.lr = std::stod(fields[2]);
+      r.samplesPerSecond = std::stod(fields[3]);
+      if (!fields[4].empty()) {
+        r.liverDice = std::stod(fields[4]);
+        r.tumourDice = std::stod(fields[5]);
+      }
+      rows.push_back(r);
+    }
+    say("resumed at step " + std::to_string(step));
+  }
+  card.provenance.densaVersion = build::kVersion;
+  card.provenance.gitSha = build::kGitHash;
+  card.provenance.trainingStage = c.stage;
+  std::string data;
+  for (const auto& d : c.datasets) {
+    data += (data.empty() ? "" : "; ") + d.path.filename().string();
+  }
+  card.provenance.trainingData = data;
+
+  auto saveState = [&] {
+    torch::serialize::OutputArchive archive;
+    module->save(archive);
+    torch::serialize::OutputArchive optimiserArchive;
+    optimiser->save(optimiserArchive);
+    archive.write("optimizer", optimiserArchive);
+    archive.write("step", torch::tensor(step));
+    archive.write("best", torch::tensor(bestScore, torch::kFloat64));
+    {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      archive.write("rng", gen.get_state());
+    }
+    io::writeAtomically(run / "state.pt",
+                        [&](const fs::path& temp) { archive.save_to(temp.string()); });
+  };
+  auto validate = [&](MetricsRow& row) {
+    module->eval();
+    card.provenance.notes = "step " + std::to_string(step);
+    models::saveCheckpoint(net, card, run / "last.densa");
+    module->train();
+    if (c.stage == "3dpart") {
+      hybrid->freeze2d(true);
+    }
+    if (validation.empty()) {
+      return;
+    }
+    SegmenterOptions segmenterOptions;
+    segmenterOptions.device = c.device;
+    const auto segmenter = loadHDenseUNetSegmenter(run / "last.densa", segmenterOptions);
+    std::vector<core::LitsCase> cases;
+    for (std::size_t i = 0; i < validation.size(); ++i) {
+      const auto result = segmenter->segment(validation[i].ct, {});
+      cases.push_back(core::evaluateLitsCase(result.labels, validation[i].labels));
+      if (i == 0) {
+        char name[64];
+        std::snprintf(name, sizeof name, "validation-%08lld.png", static_cast<long long>(step));
+        writeMontagePng(run / name, validation[i].ct, &result.labels, {.slices = 8, .columns = 4});
+      }
+    }
+    const auto s = core::summarise(cases);
+    row.liverDice = s.liverDicePerCase;
+    row.tumourDice = s.lesionDicePerCase;
+    const double score = s.liverDicePerCase + s.lesionDicePerCase;
+    if (score > bestScore) {
+      bestScore = score;
+      fs::copy_file(run / "last.densa", run / "best.densa", fs::copy_options::overwrite_existing);
+    }
+  };
+
+  if (!fs::exists(run / "metrics.csv") || !command.resume) {
+    io::writeTextAtomically(
+        run / "metrics.csv",
+        "step,loss,learning_rate,samples_per_second,val_liver_dice,val_tumour_dice\n");
+  }
+  module->train();
+  if (c.stage == "3dpart") {
+    hybrid->freeze2d(true);
+  }
+  models::WeightedCrossEntropyOptions ce;
+  ce.excludeEdgeSlices = c.stage != "2d";
+  models::SoftDiceOptions dice;
+  dice.excludeEdgeSlices = ce.excludeEdgeSlices;
+  Progress progress("training", err);
+  auto next = std::async(
+      std::launch::async, sampleBatch, std::cref(train), std::cref(c), std::cref(card), step);
+  double lossSum = 0;
+  std::int64_t lossCount = 0;
+  auto windowStart = Clock::now();
+  std::int64_t samples = 0;
+  while (step < c.steps) {
+    Batch batch = next.get();
+    next = std::async(
+        std::launch::async, sampleBatch, std::cref(train), std::cref(c), std::cref(card), step + 1);
+    const double lr = learningRate(c, step);
+    for (auto& group : optimiser->param_groups()) {
+      if (c.optimizer == "sgd") {
+        static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+      } else {
+        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+      }
+    }
+    optimiser->zero_grad();
+    const auto input = batch.input.to(device);
+    const auto target = batch.target.to(device);
+    const torch::Tensor logits =
+        c.stage == "2d" ? hybrid->forward2d(input).logits : hybrid->forward(input).logits;
+    torch::Tensor loss = models::weightedCrossEntropy(logits, target, ce);
+    if (c.diceWeight > 0) {
+      loss = loss + c.diceWeight * models::softDice(logits, target, dice);
+    }
+    loss.backward();
+    optimiser->step();
+    ++step;
+    samples += batch.input.size(0);
+    lossSum += loss.item<double>();
+    ++lossCount;
+    progress.update(static_cast<double>(step), static_cast<double>(c.steps));
+    const bool doValidate = step % c.validateEvery == 0 || step == c.steps;
+    if (step % c.logEvery == 0 || doValidate) {
+      MetricsRow row;
+      row.step = step;
+      row.loss = lossSum / static_cast<double>(lossCount);
+      row.lr = lr;
+      row.samplesPerSecond =
+          static_cast<double>(samples) /
+          std::max(1e-9, std::chrono::duration<double>(Clock::now() - windowStart).count());
+      if (doValidate) {
+        progress.finish();
+        validate(row);
+      }
+      rows.push_back(row);
+      std::ofstream(run / "metrics.csv", std::ios::app) << rowCsv(row) << "\n";
+      std::ostringstream line;
+      line << std::fixed << std::setprecision(4) << "step " << step << "/" << c.steps << "  loss "
+           << row.loss << "  lr " << std::setprecision(6) << lr << std::setprecision(1) << "  "
+           << row.samplesPerSecond << " samples/s";
+      if (row.liverDice) {
+        line << std::setprecision(3) << "  val liver Dice " << *row.liverDice << "  tumour Dice "
+             << *row.tumourDice;
+      }
+      log << line.str() << "\n" << std::flush;
+      if (!progress.interactive() || doValidate) {
+        out << line.str() << "\n";
+      }
+      lossSum = 0;
+      lossCount = 0;
+      samples = 0;
+      windowStart = Clock::now();
+    }
+    if (step % c.checkpointEvery == 0 || step == c.steps) {
+      saveState();
+      writeReport(run,
+                  c,
+                  rows,
+                  "Best validation liver+tumour Dice sum: " + std::to_string(bestScore) + ".");
+    }
+  }
+  next.wait();
+  progress.finish();
+  if (!fs::exists(run / "best.densa")) {
+    fs::copy_file(run / "last.densa", run / "best.densa", fs::copy_options::overwrite_existing);
+  }
+  writeReport(
+      run, c, rows, "Best validation liver+tumour Dice sum: " + std::to_string(bestScore) + ".");
+  say("done: " + (run / "best.densa").string() + ", report " + (run / "report.html").string());
+  return kExitOk;
+}
+
+} // namespace densa::app

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: Apache-2.0
+// densa segment end to end with an untrained tiny H-DenseUNet (the pipeline, not the accuracy).
+#include "densa/app/batch.hpp"
+#include "densa/app/cases.hpp"
+#include "densa/app/hdenseunet_segmenter.hpp"
+#include "densa/app/phantom.hpp"
+#include "densa/core/error.hpp"
+#include "densa/io/dicom_seg.hpp"
+#include "densa/io/dicom_writer.hpp"
+#include "densa/io/image_file.hpp"
+#include "densa/io/load.hpp"
+#include "densa/models/model_card.hpp"
+#include "densa/models/torch/checkpoint.hpp"
+
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+#include <torch/utils.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+namespace densa::app {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path tinyModel(const testing::TempDir& tmp) {
+  const fs::path file = tmp / "tiny.densa";
+  if (!fs::exists(file)) {
+    models::ModelCard card = models::makeModelCard("hdenseunet", "tiny");
+    card.provenance.trainingStage = "untrained";
+    torch::manual_seed(5);
+    models::saveCheckpoint(models::makeNet(card.options), card, file);
+  }
+  return file;
+}
+
+core::Volume<std::int16_t> phantomCt(int size, int slices, std::uint64_t seed) {
+  PhantomSpec spec;
+  spec.size = size;
+  spec.slices = slices;
+  return makePhantom(spec, seed).ct;
+}
+
+TEST(SegmentBatch, DicomCasesGetAllOutputsOnTheInputGrid) {
+  testing::TempDir tmp;
+  const auto ct = phantomCt(96, 12, 1);
+  (void)io::writeDicomSeries(ct, tmp / "in" / "a");
+  (void)io::writeDicomSeries(phantomCt(64, 9, 2), tmp / "in" / "b");
+  const auto segmenter = loadHDenseUNetSegmenter(tinyModel(tmp));
+  const CaseList cases = discoverCases(tmp / "in");
+  ASSERT_EQ(cases.cases.size(), 2U);
+  std::ostringstream log;
+  BatchOptions options;
+  options.output = tmp / "out";
+  options.preview = true;
+  const BatchReport report = runBatch(cases, *segmenter, options, log);
+  EXPECT_EQ(report.exitCode(), 0) << log.str();
+  for (const auto& c : cases.cases) {
+    const fs::path dir = tmp / "out" / c.id;
+    ASSERT_TRUE(fs::exists(dir / "report.json")) << log.str();
+    EXPECT_TRUE(fs::exists(dir / "preview.png"));
+    const auto labels = std::get<core::LabelMap>(io::readImage(dir / "label.nii.gz"));
+    const auto input = io::loadDicomSeries(*c.series);
+    EXPECT_EQ(labels.size(), core::sizeOf(input.volume));
+    EXPECT_TRUE(labels.geometry().approxEqual(core::geometryOf(input.volume), 1e-4));
+    for (const auto v : labels.voxels()) {
+      ASSERT_LE(v, 2);
+    }
+    if (fs::exists(dir / "seg.dcm")) {
+      EXPECT_EQ(io::readDicomSeg(dir / "seg.dcm", labels.size(), labels.geometry()), labels);
+    }
+    std::ifstream in(dir / "report.json");
+    const auto j = nlohmann::json::parse(in);
+    EXPECT_TRUE(j.contains("liver_volume_ml"));
+    EXPECT_TRUE(j.contains("lesions"));
+    EXPECT_EQ(j["model"]["id"], segmenter->identity().id);
+  }
+  EXPECT_TRUE(fs::exists(tmp / "out" / "cohort.csv"));
+  EXPECT_TRUE(fs::exists(tmp / "out" / "manifest.json"));
+}
+
+TEST(SegmentBatch, ShortFeetFirstAndCoronalVolumesSegmentOnTheirGrid) {
+  testing::TempDir tmp;
+  const auto segmenter = loadHDenseUNetSegmenter(tinyModel(tmp));
+  core::Geometry feetFirst;
+  feetFirst.spacing = {1.5, 1.5, 3};
+  feetFirst.direction = {1, 0, 0, 0, 1, 0, 0, 0, -1};
+  core::Geometry coronal;
+  coronal.spacing = {1.2, 2.5, 1.2};
+  coronal.direction = {1, 0, 0, 0, 0, 1, 0, -1, 0};
+  const std::pair<core::Size3, core::Geometry> grids[] = {
+      {{64, 64, 1}, core::Geometry{}}, {{64, 64, 3}, feetFirst}, {{70, 20, 50}, coronal}};
+  for (const auto& [size, geometry] : grids) {
+    core::Volume<std::int16_t> ct(size, geometry, -1000);
+    for (std::size_t i = 0; i < ct.voxelCount(); i += 3) {
+      ct.voxels()[i] = 100;
+    }
+    const SegmentationResult r = segmenter->segment(ct, {});
+    EXPECT_EQ(r.labels.size(), ct.size());
+    EXPECT_EQ(r.labels.geometry(), ct.geometry());
+  }
+}
+
+TEST(SegmentBatch, ACorruptCaseIsRecordedAndTheOthersFinish) {
+  testing::TempDir tmp;
+  io::writeImage(phantomCt(64, 8, 1), tmp / "in" / "a.nii.gz");
+  std::ofstream(tmp / "in" / "b.nii.gz") << "not a nifti at all";
+  io::writeImage(phantomCt(64, 8, 3), tmp / "in" / "c.nii.gz");
+  const auto segmenter = loadHDenseUNetSegmenter(tinyModel(tmp));
+  const CaseList cases = discoverCases(tmp / "in");
+  ASSERT_EQ(cases.cases.size(), 3U);
+  std::ostringstream log;
+  BatchOptions options;
+  options.output = tmp / "out";
+  const BatchReport report = runBatch(cases, *segmenter, options, log);
+  EXPECT_EQ(report.exitCode(), 3);
+  EXPECT_EQ(report.count(CaseOutcome::Status::Done), 2U);
+  EXPECT_EQ(report.count(CaseOutcome::Status::Failed), 1U);
+  EXPECT_TRUE(fs::exists(tmp / "out" / "c" / "report.json"));
+  EXPECT_FALSE(fs::exists(tmp / "out" / "b" / "label.nii.gz"));
+  std::ifstream in(tmp / "out" / "manifest.json");
+  const auto manifest = nlohmann::json::parse(in);
+  EXPECT_EQ(manifest["failed"], 1);
+}
+
+TEST(SegmentCli, KilledRunResumedWithContinueEqualsAnUninterruptedRun) {
+  testing::TempDir tmp;
+  for (int i = 0; i < 4; ++i) {
+    io::writeImage(phantomCt(96, 16, static_cast<std::uint64_t>(i + 1)),
+                   tmp / "in" / ("case" + std::to_string(i) + ".nii.gz"));
+  }
+  const std::string model = tinyModel(tmp).string();
+  auto run = [&](const fs::path& out, bool resume, bool killAfterFirst) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const std::string o = out.string();
+      const std::string in = (tmp / "in").string();
+      std::vector<const char*> argv{
+          DENSA_EXE, "segment", "-i", in.c_str(), "-o", o.c_str(), "--model", model.c_str()};
+      if (resume) {
+        argv.push_back("--continue");
+      }
+      argv.push_back(nullptr);
+      execv(DENSA_EXE, const_cast<char* const*>(argv.data()));
+      _exit(127);
+    }
+    if (killAfterFirst) {
+      while (!fs::exists(out / "case0" / "report.json")) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        int status = 0;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+          return status;
+        }
+      }
+      kill(pid, SIGKILL);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+  };
+  EXPECT_EQ(WEXITSTATUS(run(tmp / "full", false, false)), 0);
+  (void)run(tmp / "resumed", false, true);
+  EXPECT_FALSE(
+      fs::exists(tmp / "resumed" / "case3" / "report.json")); // the kill stopped the run early
+  EXPECT_EQ(WEXITSTATUS(run(tmp / "resumed", true, false)), 0);
+  for (int i = 0; i < 4; ++i) {
+    const std::string id = "case" + std::to_string(i);
+    const auto a = std::get<core::LabelMap>(io::readImage(tmp / "full" / id / "label.nii.gz"));
+    const auto b = std::get<core::LabelMap>(io::readImage(tmp / "resumed" / id / "label.nii.gz"));
+    EXPECT_EQ(a, b) << id;
+  }
+  // No temporary left behind by the kill.
+  for (const auto& e : fs::recursive_directory_iterator(tmp / "resumed")) {
+    EXPECT_EQ(e.path().filename().string().find(".densa-tmp"), std::string::npos) << e.path();
+  }
+}
+
+} // namespace
+} // namespace densa::app
