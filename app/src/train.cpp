@@ -13,15 +13,12 @@
 #include "densa/models/model_card.hpp"
 #include "densa/models/runtime.hpp"
 #include "densa/models/torch/checkpoint.hpp"
-#include "densa/models/torch/losses.hpp"
+#include "densa/models/torch/distributed.hpp"
+#include "densa/models/torch/training.hpp"
 
 #include "progress.hpp"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/functional/upsampling.h>
-#include <torch/optim/adam.h>
-#include <torch/optim/sgd.h>
-#include <torch/serialize.h>
 #include <torch/utils.h>
 #include <yaml-cpp/yaml.h>
 
@@ -355,10 +352,13 @@ std::pair<torch::Tensor, torch::Tensor> sampleCrop(const SampledVolume& v,
 Batch sampleBatch(const std::vector<SampledVolume>& volumes,
                   const TrainConfig& c,
                   const models::ModelCard& card,
-                  std::int64_t step) {
-  // Every batch is a pure function of (seed, step): resuming reproduces the data stream exactly.
+                  std::int64_t step,
+                  int rank) {
+  // Every batch is a pure function of (seed, step, rank): resuming reproduces the data stream
+  // exactly, and data-parallel ranks draw different samples.
   std::seed_seq seq{static_cast<std::uint64_t>(c.seed),
                     static_cast<std::uint64_t>(step),
+                    static_cast<std::uint64_t>(rank),
                     std::uint64_t{0x44454e53}};
   std::mt19937_64 rng(seq);
   const bool hybrid = c.stage != "2d";
@@ -378,18 +378,6 @@ Batch sampleBatch(const std::vector<SampledVolume>& volumes,
     }
   }
   return {torch::stack(inputs, 0), torch::stack(targets, 0)};
-}
-
-double learningRate(const TrainConfig& c, std::int64_t step) {
-  const double progress =
-      static_cast<double>(step) / static_cast<double>(std::max<std::int64_t>(1, c.steps));
-  if (c.schedule == "poly") {
-    return c.learningRate * std::pow(1.0 - std::min(progress, 1.0), 0.9);
-  }
-  if (c.schedule == "cosine") {
-    return c.learningRate * 0.5 * (1.0 + std::cos(std::numbers::pi * std::min(progress, 1.0)));
-  }
-  return c.learningRate;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -569,86 +557,49 @@ int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) 
       std::to_string(validation.size()) + " validation case(s); " + c.architecture + "/" +
       c.preset + " stage " + c.stage + " on " + device.str());
 
-  // Network and optimiser.
+  // Network and trainer (models::Trainer: optimiser, schedule, stage freezing, gradient all-reduce
+  // when several processes run, exact state).
   models::ModelCard card = models::makeModelCard(c.architecture, c.preset);
   torch::manual_seed(c.seed);
-  models::AnyNet net = models::makeNet(card.options);
-  if (c.initFrom) {
-    const models::LoadedModel init = models::loadCheckpoint(*c.initFrom);
-    auto target = models::stateDict(*models::moduleOf(net));
-    const auto source = models::stateDict(*models::moduleOf(init.net));
-    std::size_t copied = 0;
-    for (auto& [name, tensor] : target) {
-      if (const auto it = source.find(name);
-          it != source.end() && it->second.sizes() == tensor.sizes()) {
-        tensor = it->second;
-        ++copied;
-      }
-    }
-    if (copied == 0) {
-      throw core::InputError(*c.initFrom, "shares no parameter with the network being trained");
-    }
-    models::loadStateDict(*models::moduleOf(net), target, c.initFrom->string());
-    say("initialised " + std::to_string(copied) + " of " + std::to_string(target.size()) +
-        " tensors from " + c.initFrom->string());
+  const auto distributed = models::DistributedContext::fromEnvironment(device);
+  const int rank = distributed ? distributed->rank() : 0;
+  const int world = distributed ? distributed->worldSize() : 1;
+  const bool main = rank == 0;
+  if (world > 1) {
+    say("data-parallel: rank " + std::to_string(rank) + " of " + std::to_string(world) + " (" +
+        distributed->backend() + ")");
   }
-  auto module = models::moduleOf(net);
-  module->to(device);
-  auto& hybrid = std::get<models::HDenseUNet>(net);
-  std::vector<torch::Tensor> parameters;
-  if (c.stage == "2d") {
-    parameters = hybrid->net2d()->parameters();
-  } else {
-    hybrid->freeze2d(c.stage == "3dpart");
-    for (auto& p : module->parameters()) {
-      if (p.requires_grad()) {
-        parameters.push_back(p);
-      }
-    }
+  models::TrainerOptions options;
+  options.stage = c.stage;
+  options.optimizer = c.optimizer;
+  options.learningRate = c.learningRate;
+  options.momentum = c.momentum;
+  options.nesterov = c.optimizer == "sgd";
+  options.weightDecay = c.weightDecay;
+  options.schedule = c.schedule;
+  options.totalSteps = c.steps;
+  options.loss.diceWeight = c.diceWeight;
+  models::Trainer trainer(models::makeNet(card.options), card, options, device, distributed);
+  if (c.initFrom && !command.resume) {
+    const auto transfer = trainer.setInitialWeightsFrom(*c.initFrom);
+    say("initialised " + std::to_string(transfer.loaded.size()) + " tensors from " +
+        c.initFrom->string());
   }
-  std::unique_ptr<torch::optim::Optimizer> optimiser;
-  if (c.optimizer == "sgd") {
-    optimiser = std::make_unique<torch::optim::SGD>(parameters,
-                                                    torch::optim::SGDOptions(c.learningRate)
-                                                        .momentum(c.momentum)
-                                                        .nesterov(true)
-                                                        .weight_decay(c.weightDecay));
-  } else if (c.optimizer == "adam") {
-    optimiser = std::make_unique<torch::optim::Adam>(
-        parameters, torch::optim::AdamOptions(c.learningRate).weight_decay(c.weightDecay));
-  } else {
-    throw core::InvalidArgument("config key 'optimizer': expected sgd or adam, got '" +
-                                c.optimizer + "'");
-  }
+  const fs::path stateFile =
+      run / (world > 1 ? "state-rank" + std::to_string(rank) + ".pt" : std::string("state.pt"));
 
-  // Resume: weights, optimiser state, step and the torch RNG.
+  // Resume: the trainer's state (weights, optimiser, step, RNG) and the run's best score.
   std::int64_t step = 0;
   std::vector<MetricsRow> rows;
   double bestScore = -1;
   if (command.resume) {
-    if (!fs::exists(run / "state.pt")) {
-      throw core::InputError(run, "holds no state.pt to resume from");
+    if (!fs::exists(stateFile)) {
+      throw core::InputError(run, "holds no " + stateFile.filename().string() + " to resume from");
     }
-    torch::serialize::InputArchive archive;
-    archive.load_from((run / "state.pt").string());
-    module->load(archive);
-    torch::serialize::InputArchive optimiserArchive;
-    archive.read("optimizer", optimiserArchive);
-    optimiser->load(optimiserArchive);
-    torch::Tensor meta;
-    archive.read("step", meta);
-    step = meta.item<std::int64_t>();
-    torch::Tensor best;
-    archive.read("best", best);
-    bestScore = best.item<double>();
-    torch::Tensor rngState;
-    archive.read("rng", rngState);
-    {
-      auto gen = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(rngState);
-    }
-    // metrics.csv up to that step
+    trainer.loadState(stateFile);
+    step = trainer.stepCount();
+    std::ifstream best(run / "best_score.txt");
+    best >> bestScore;
     std::ifstream in(run / "metrics.csv");
     std::string line;
     std::getline(in, line);
@@ -686,30 +637,15 @@ int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) 
   card.provenance.trainingData = data;
 
   auto saveState = [&] {
-    torch::serialize::OutputArchive archive;
-    module->save(archive);
-    torch::serialize::OutputArchive optimiserArchive;
-    optimiser->save(optimiserArchive);
-    archive.write("optimizer", optimiserArchive);
-    archive.write("step", torch::tensor(step));
-    archive.write("best", torch::tensor(bestScore, torch::kFloat64));
-    {
-      auto gen = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      archive.write("rng", gen.get_state());
+    trainer.saveState(stateFile);
+    if (main) {
+      io::writeTextAtomically(run / "best_score.txt", std::to_string(bestScore) + "\n");
     }
-    io::writeAtomically(run / "state.pt",
-                        [&](const fs::path& temp) { archive.save_to(temp.string()); });
   };
   auto validate = [&](MetricsRow& row) {
-    module->eval();
     card.provenance.notes = "step " + std::to_string(step);
-    models::saveCheckpoint(net, card, run / "last.densa");
-    module->train();
-    if (c.stage == "3dpart") {
-      hybrid->freeze2d(true);
-    }
-    if (validation.empty()) {
+    trainer.exportCheckpoint(run / "last.densa", card);
+    if (!main || validation.empty()) {
       return;
     }
     SegmenterOptions segmenterOptions;
@@ -735,52 +671,32 @@ int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) 
     }
   };
 
-  if (!fs::exists(run / "metrics.csv") || !command.resume) {
+  if (main && (!fs::exists(run / "metrics.csv") || !command.resume)) {
     io::writeTextAtomically(
         run / "metrics.csv",
         "step,loss,learning_rate,samples_per_second,val_liver_dice,val_tumour_dice\n");
   }
-  module->train();
-  if (c.stage == "3dpart") {
-    hybrid->freeze2d(true);
-  }
-  models::WeightedCrossEntropyOptions ce;
-  ce.excludeEdgeSlices = c.stage != "2d";
-  models::SoftDiceOptions dice;
-  dice.excludeEdgeSlices = ce.excludeEdgeSlices;
   Progress progress("training", err);
   auto next = std::async(
-      std::launch::async, sampleBatch, std::cref(train), std::cref(c), std::cref(card), step);
+      std::launch::async, sampleBatch, std::cref(train), std::cref(c), std::cref(card), step, rank);
   double lossSum = 0;
   std::int64_t lossCount = 0;
   auto windowStart = Clock::now();
   std::int64_t samples = 0;
   while (step < c.steps) {
     Batch batch = next.get();
-    next = std::async(
-        std::launch::async, sampleBatch, std::cref(train), std::cref(c), std::cref(card), step + 1);
-    const double lr = learningRate(c, step);
-    for (auto& group : optimiser->param_groups()) {
-      if (c.optimizer == "sgd") {
-        static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
-      } else {
-        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-      }
-    }
-    optimiser->zero_grad();
-    const auto input = batch.input.to(device);
-    const auto target = batch.target.to(device);
-    const torch::Tensor logits =
-        c.stage == "2d" ? hybrid->forward2d(input).logits : hybrid->forward(input).logits;
-    torch::Tensor loss = models::weightedCrossEntropy(logits, target, ce);
-    if (c.diceWeight > 0) {
-      loss = loss + c.diceWeight * models::softDice(logits, target, dice);
-    }
-    loss.backward();
-    optimiser->step();
+    next = std::async(std::launch::async,
+                      sampleBatch,
+                      std::cref(train),
+                      std::cref(c),
+                      std::cref(card),
+                      step + 1,
+                      rank);
+    const models::StepResult result = trainer.step(batch.input, batch.target);
+    const double lr = result.learningRate;
     ++step;
     samples += batch.input.size(0);
-    lossSum += loss.item<double>();
+    lossSum += result.loss;
     ++lossCount;
     progress.update(static_cast<double>(step), static_cast<double>(c.steps));
     const bool doValidate = step % c.validateEvery == 0 || step == c.steps;
@@ -790,14 +706,13 @@ int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) 
       row.loss = lossSum / static_cast<double>(lossCount);
       row.lr = lr;
       row.samplesPerSecond =
-          static_cast<double>(samples) /
+          static_cast<double>(samples) * world /
           std::max(1e-9, std::chrono::duration<double>(Clock::now() - windowStart).count());
       if (doValidate) {
         progress.finish();
         validate(row);
       }
       rows.push_back(row);
-      std::ofstream(run / "metrics.csv", std::ios::app) << rowCsv(row) << "\n";
       std::ostringstream line;
       line << std::fixed << std::setprecision(4) << "step " << step << "/" << c.steps << "  loss "
            << row.loss << "  lr " << std::setprecision(6) << lr << std::setprecision(1) << "  "
@@ -806,9 +721,12 @@ int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) 
         line << std::setprecision(3) << "  val liver Dice " << *row.liverDice << "  tumour Dice "
              << *row.tumourDice;
       }
-      log << line.str() << "\n" << std::flush;
-      if (!progress.interactive() || doValidate) {
-        out << line.str() << "\n";
+      if (main) {
+        std::ofstream(run / "metrics.csv", std::ios::app) << rowCsv(row) << "\n";
+        log << line.str() << "\n" << std::flush;
+        if (!progress.interactive() || doValidate) {
+          out << line.str() << "\n";
+        }
       }
       lossSum = 0;
       lossCount = 0;
@@ -817,14 +735,19 @@ int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) 
     }
     if (step % c.checkpointEvery == 0 || step == c.steps) {
       saveState();
-      writeReport(run,
-                  c,
-                  rows,
-                  "Best validation liver+tumour Dice sum: " + std::to_string(bestScore) + ".");
+      if (main) {
+        writeReport(run,
+                    c,
+                    rows,
+                    "Best validation liver+tumour Dice sum: " + std::to_string(bestScore) + ".");
+      }
     }
   }
   next.wait();
   progress.finish();
+  if (!main) {
+    return kExitOk;
+  }
   if (!fs::exists(run / "best.densa")) {
     fs::copy_file(run / "last.densa", run / "best.densa", fs::copy_options::overwrite_existing);
   }

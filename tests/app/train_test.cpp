@@ -11,6 +11,8 @@
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -138,6 +140,50 @@ TEST(Train, RejectsUnknownKeysAndBadStages) {
   EXPECT_THROW((void)loadTrainConfig(writeConfig(tmp.path(), "learning_rat: 1\n")),
                core::InvalidArgument);
   EXPECT_THROW((void)loadTrainConfig(writeConfig(tmp.path()), {"stage=3d"}), core::InvalidArgument);
+}
+
+} // namespace
+} // namespace densa::app
+
+namespace densa::app {
+namespace {
+
+TEST(Train, TwoDataParallelProcessesOnLoopback) {
+  testing::TempDir tmp;
+  writePhantoms(tmp / "phantoms", 3);
+  const fs::path config = writeConfig(tmp.path());
+  // A free port from the kernel.
+  const int port = 29500 + static_cast<int>(::getpid() % 2000);
+  std::vector<pid_t> pids;
+  for (int rank = 0; rank < 2; ++rank) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      setenv("RANK", std::to_string(rank).c_str(), 1);
+      setenv("WORLD_SIZE", "2", 1);
+      const std::string c = config.string();
+      const std::string run = (tmp / "ddp").string();
+      execl(DENSA_EXE,
+            DENSA_EXE,
+            "train",
+            "--config",
+            c.c_str(),
+            "-o",
+            run.c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    pids.push_back(pid);
+  }
+  for (const pid_t pid : pids) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank exit status " << status;
+  }
+  EXPECT_TRUE(fs::exists(tmp / "ddp" / "last.densa"));
+  EXPECT_TRUE(fs::exists(tmp / "ddp" / "state-rank0.pt"));
+  EXPECT_TRUE(fs::exists(tmp / "ddp" / "state-rank1.pt"));
 }
 
 } // namespace

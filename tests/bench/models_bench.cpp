@@ -5,11 +5,17 @@
 // Counters: slices_per_s, GFLOPs (convolution FLOPs = 2 x MACs from the cost walker, the same
 // figures `densa model info` prints; a backward pass is counted as 2 x forward), peak_GFLOPs,
 // of_peak.
+// train/<stage>/<preset>/<size>: full Trainer steps (forward, loss, backward, SGD-Nesterov update)
+// per training stage on small inputs; counters samples_per_s (2D slices or 8-slice windows) and
+// peak_RSS_MiB (the process's VmHWM, reset before each benchmark via /proc/self/clear_refs).
+// On a machine that is busy with other work, set OMP_WAIT_POLICY=PASSIVE: OpenMP's spin-waiting
+// otherwise inflated these step times about 20x in our runs.
 
 #include "densa/models/model_info.hpp"
 #include "densa/models/runtime.hpp"
 #include "densa/models/torch/h_dense_unet.hpp"
 #include "densa/models/torch/losses.hpp"
+#include "densa/models/torch/training.hpp"
 
 #include <benchmark/benchmark.h>
 #include <torch/cuda.h>
@@ -18,6 +24,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -169,8 +176,78 @@ void hybrid(benchmark::State& state, const std::string& preset, std::int64_t siz
   setCounters(state, 8.0, gflop, seconds);
 }
 
+// Resets the peak resident set size (Linux >= 4.0); false where that is not possible.
+bool resetPeakRss() {
+  std::ofstream clear("/proc/self/clear_refs");
+  clear << "5";
+  clear.flush();
+  return static_cast<bool>(clear);
+}
+
+// VmHWM of /proc/self/status in MiB (0 where unavailable).
+double peakRssMiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      return std::stod(line.substr(6)) / 1024.0; // "VmHWM:   123456 kB"
+    }
+  }
+  return 0.0;
+}
+
+// Trainer steps of one stage: "coarse" and "2d" on `batch` slices of size x size, "3dpart" and
+// "end2end" on one [1, 1, 8, size, size] window.
+void training(benchmark::State& state,
+              const std::string& stage,
+              const std::string& preset,
+              std::int64_t size,
+              std::int64_t batch) {
+  const bool reset = resetPeakRss();
+  torch::manual_seed(0);
+  const std::string architecture = stage == "coarse" ? "coarse-liver" : "hdenseunet";
+  TrainerOptions options;
+  options.stage = stage;
+  Trainer trainer(makeNet(modelPreset(architecture, preset)),
+                  makeModelCard(architecture, preset),
+                  options,
+                  gDevice);
+  const bool hybrid = stage == "3dpart" || stage == "end2end";
+  const auto input =
+      hybrid ? torch::randn({1, 1, 8, size, size}) : torch::randn({batch, 3, size, size});
+  const auto target =
+      hybrid ? torch::randint(0, 3, {1, 8, size, size}, torch::kLong)
+             : torch::randint(0, stage == "coarse" ? 2 : 3, {batch, size, size}, torch::kLong);
+  (void)trainer.step(input, target); // warm-up
+  synchronize();
+  double seconds = 0.0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(trainer.step(input, target).loss);
+    synchronize();
+    seconds += since(t0);
+  }
+  const double samples = hybrid ? 1.0 : static_cast<double>(batch);
+  state.counters["samples_per_s"] = samples * static_cast<double>(state.iterations()) / seconds;
+  state.counters["peak_RSS_MiB"] = peakRssMiB();
+  if (!reset) {
+    state.SetLabel("peak RSS is the process's, not reset");
+  }
+}
+
 void registerAll() {
   const bool gpu = gDevice.is_cuda();
+  for (const std::string preset : {"tiny", "small"}) {
+    for (const std::string stage : {"coarse", "2d", "3dpart", "end2end"}) {
+      const std::int64_t size = 64; // coarse: multiples of 64 (2x down-sampling)
+      const std::int64_t batch = 4;
+      const std::string name = "train/" + stage + "/" + preset + "/" + std::to_string(size);
+      benchmark::RegisterBenchmark(
+          name.c_str(), [=](benchmark::State& s) { training(s, stage, preset, size, batch); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+  }
   for (const std::string preset : {"tiny", "small", "paper"}) {
     const bool paper = preset == "paper";
     for (const std::int64_t size : {224, 512}) {
