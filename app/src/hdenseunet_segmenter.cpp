@@ -76,6 +76,7 @@ public:
       }
       m_coarseFile = coarse;
     }
+    m_twoDOnly = options.twoDOnly || m_model.card.provenance.trainingStage == "2d";
     m_thresholds.liver =
         options.liverThreshold.value_or(static_cast<float>(m_model.card.thresholds.liver));
     m_thresholds.tumour =
