@@ -186,7 +186,8 @@ TEST(TrainerOptimiser, FirstAdamStepMovesEachWeightByTheLearningRate) {
   Trainer trainer(net, makeModelCard("dense-unet-2d", "tiny"), o);
   const auto [input, target] = sliceBatch(2, 32);
   (void)trainer.step(input, target);
-  const auto& conv = moduleOf(net)->named_parameters(true)["conv0.weight"];
+  const auto conv =
+      moduleOf(net)->named_parameters(true)["conv0.weight"]; // a handle, not a reference
   const auto g = conv.grad();
   const auto strong = g.abs() > 1e-4; // where eps = 1e-8 is negligible
   ASSERT_GT(strong.sum().item<std::int64_t>(), 0);

@@ -3,13 +3,23 @@
 
 #include "densa/models/error.hpp"
 
-#ifdef USE_C10D_GLOO
+#include <torch/version.h>
+
+// The backends are used only where their headers exist too: LibTorch from a PyTorch 2.x wheel
+// defines USE_C10D_GLOO/USE_C10D_NCCL but ships neither gloo/ nor nccl.h.
+#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
+#  define DENSA_HAVE_GLOO 1
 #  include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/version.h>
-#ifdef USE_C10D_NCCL
+#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#  define DENSA_HAVE_NCCL 1
 #  include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if TORCH_VERSION_MAJOR >= 2
+#  include <torch/csrc/distributed/c10d/Backend.hpp>
+#else
+#  include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #endif
 
 #include <cstdint>
@@ -18,10 +28,6 @@
 #include <map>
 #include <string>
 #include <utility>
-
-#ifndef USE_C10D_GLOO
-#  error "Densa's data-parallel training needs a LibTorch built with Gloo (USE_C10D_GLOO)"
-#endif
 
 namespace densa::models {
 namespace {
@@ -179,7 +185,7 @@ DistributedContext::DistributedContext(const DistributedSettings& settings,
                      " cannot join the TCP store at " + where + ": " + describe(e));
   }
   try {
-#ifdef USE_C10D_NCCL
+#ifdef DENSA_HAVE_NCCL
     if (device.is_cuda()) {
       m_impl->nccl = true;
       m_impl->group = c10::make_intrusive<::c10d::ProcessGroupNCCL>(
@@ -189,7 +195,7 @@ DistributedContext::DistributedContext(const DistributedSettings& settings,
           ::c10d::ProcessGroupNCCL::Options::create());
     }
 #endif
-#ifdef USE_C10D_GLOO
+#ifdef DENSA_HAVE_GLOO
     if (!m_impl->nccl) {
       auto options = ::c10d::ProcessGroupGloo::Options::create(settings.timeout);
       if (!settings.networkInterface.empty()) {
@@ -237,12 +243,12 @@ int DistributedContext::worldSize() const {
 }
 
 bool DistributedContext::supported(const torch::Device& device) {
-#ifdef USE_C10D_NCCL
+#ifdef DENSA_HAVE_NCCL
   if (device.is_cuda()) {
     return true;
   }
 #endif
-#ifdef USE_C10D_GLOO
+#ifdef DENSA_HAVE_GLOO
   (void)device;
   return true;
 #else
