@@ -76,6 +76,7 @@ public:
       }
       m_coarseFile = coarse;
     }
+    m_reuse2d = options.reuse2d;
     m_twoDOnly = options.twoDOnly || m_model.card.provenance.trainingStage == "2d";
     m_thresholds.liver =
         options.liverThreshold.value_or(static_cast<float>(m_model.card.thresholds.liver));
@@ -110,6 +111,7 @@ private:
   fs::path m_coarseFile;
   core::LiverTumourThresholds m_thresholds;
   bool m_twoDOnly = false;
+  bool m_reuse2d = true;
   ModelIdentity m_identity;
 };
 
@@ -261,6 +263,9 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
     }
     while (!cache2d.empty() && cache2d.begin()->first < s) {
       cache2d.erase(cache2d.begin());
+    }
+    if (!m_reuse2d) {
+      cache2d.clear(); // the reference's per-window recomputation
     }
     // 2D branch once per slice: the slices of this window not computed by an earlier window.
     std::vector<std::int64_t> missing;

@@ -23,6 +23,9 @@ struct SegmenterOptions {
   /// The paper's 2D-only baseline (§1.11 point 9): the 2D branch on every slice, no 3D windows.
   /// Also used when the model card says it was trained in the "2d" stage only.
   bool twoDOnly = false;
+  /// Reuse each slice's 2D output across the overlapping windows (default). False recomputes the
+  /// 2D branch for every window, as the reference does (for benchmarks).
+  bool reuse2d = true;
 };
 
 /// The bundled default model: $DENSA_MODEL if set, else the first of
