@@ -2,6 +2,7 @@
 #include "densa/app/cases.hpp"
 
 #include "densa/core/error.hpp"
+#include "densa/core/hash.hpp"
 #include "densa/io/image_file.hpp"
 
 #include <algorithm>
@@ -25,21 +26,6 @@ std::string stem(const fs::path& file) {
     }
   }
   return file.stem().string();
-}
-
-std::string shortHash(std::string_view text) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (const char c : text) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(8, '0');
-  for (int i = 7; i >= 0; --i) {
-    out[static_cast<std::size_t>(i)] = kHex[h & 0xF];
-    h >>= 4;
-  }
-  return out;
 }
 
 void addUnique(CaseList& list, CaseInput c) {
@@ -76,7 +62,7 @@ void addDicomCases(CaseList& list,
     std::replace(folder.begin(), folder.end(), '/', '_');
     CaseInput c;
     c.id = sanitizeFileName(folder + "_s" + std::to_string(s.files.front().seriesNumber) + "_" +
-                            shortHash(s.id));
+                            core::stableHashHex(s.id, 8));
     c.path = root;
     c.series = s;
     c.description =

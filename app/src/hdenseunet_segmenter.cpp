@@ -3,6 +3,7 @@
 #include "densa/app/hdenseunet_segmenter.hpp"
 
 #include "densa/core/error.hpp"
+#include "densa/core/hash.hpp"
 #include "densa/core/morphology.hpp"
 #include "densa/core/orient.hpp"
 #include "densa/core/postprocess.hpp"
@@ -29,21 +30,6 @@ namespace {
 
 double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::string hashHex(std::string_view text) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (const char c : text) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(12, '0');
-  for (int i = 11; i >= 0; --i) {
-    out[static_cast<std::size_t>(i)] = kHex[h & 0xF];
-    h >>= 4;
-  }
-  return out;
 }
 
 std::int64_t roundUp(std::int64_t v, std::int64_t m) {
@@ -88,7 +74,7 @@ public:
     m_identity.file = fs::absolute(file).string();
     m_identity.trainingStage = m_model.card.provenance.trainingStage;
     m_identity.id = m_identity.architecture + "-" + m_identity.preset + "@" +
-                    hashHex(card + std::to_string(fs::file_size(file)));
+                    core::stableHashHex(card + std::to_string(fs::file_size(file)), 12);
     const auto depth = m_model.card.preprocessing.windowDepth;
     if (depth < 4 || depth % 4 != 0) {
       throw models::ModelError(file.string() + ": window depth " + std::to_string(depth) +

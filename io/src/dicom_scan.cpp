@@ -2,6 +2,7 @@
 #include "densa/io/dicom_scan.hpp"
 
 #include "densa/core/error.hpp"
+#include "densa/core/hash.hpp"
 
 #include "dcmtk_setup.hpp"
 #include "text.hpp"
@@ -264,9 +265,8 @@ std::vector<DicomSeries> groupIntoSeries(std::vector<DicomFileInfo> files) {
       DicomSeries s;
       s.seriesInstanceUid = uid;
       if (uid.empty()) {
-        s.id =
-            "noUID-" +
-            detail::stableHash(geometryKey(first) + first.file.parent_path().string()).substr(0, 8);
+        s.id = "noUID-" +
+               core::stableHashHex(geometryKey(first) + first.file.parent_path().string(), 8);
         s.warnings.push_back("empty SeriesInstanceUID: grouped by frame of reference, orientation "
                              "and matrix size");
       } else {

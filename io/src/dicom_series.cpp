@@ -135,26 +135,24 @@ std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
     }
     return static_cast<float>(v * info.rescaleSlope + info.rescaleIntercept);
   };
+  // The element's values as 8- or 16-bit words (DCMTK swaps big-endian data to host order).
+  auto convertAll = [&](auto* data) {
+    if (status.bad() || data == nullptr || element->getLength() < expected) {
+      throw core::InputError(info.file,
+                             "pixel data is truncated or unreadable (" +
+                                 std::to_string(element->getLength()) + " of " +
+                                 std::to_string(expected) + " bytes)");
+    }
+    std::transform(data, data + count, out.begin(), convert);
+  };
   if (bitsAllocated == 8) {
     Uint8* data = nullptr;
     status = element->getUint8Array(data);
-    if (status.bad() || data == nullptr || element->getLength() < expected) {
-      throw core::InputError(info.file,
-                             "pixel data is truncated or unreadable (" +
-                                 std::to_string(element->getLength()) + " of " +
-                                 std::to_string(expected) + " bytes)");
-    }
-    std::transform(data, data + count, out.begin(), convert);
+    convertAll(data);
   } else {
     Uint16* data = nullptr;
     status = element->getUint16Array(data);
-    if (status.bad() || data == nullptr || element->getLength() < expected) {
-      throw core::InputError(info.file,
-                             "pixel data is truncated or unreadable (" +
-                                 std::to_string(element->getLength()) + " of " +
-                                 std::to_string(expected) + " bytes)");
-    }
-    std::transform(data, data + count, out.begin(), convert);
+    convertAll(data);
   }
   return out;
 }

@@ -25,15 +25,4 @@ std::string sanitize(std::string_view raw, std::size_t maxLength) {
   return out.substr(first, last - first + 1);
 }
 
-std::string stableHash(std::string_view text) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (const char c : text) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
 } // namespace densa::io::detail

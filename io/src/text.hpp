@@ -10,7 +10,4 @@ namespace densa::io::detail {
 /// every other byte becomes '?', surrounding spaces trimmed, cut to `maxLength` characters.
 [[nodiscard]] std::string sanitize(std::string_view raw, std::size_t maxLength = 256);
 
-/// 64-bit FNV-1a of `text` as 16 hex digits: a stable short id.
-[[nodiscard]] std::string stableHash(std::string_view text);
-
 } // namespace densa::io::detail
