@@ -87,9 +87,12 @@ TEST_F(HDenseUNetTiny, MatchesTheHybridFeatureFusionFormula) {
   const auto expected = modules["classifier"]->as<torch::nn::Conv3d>()->forward(z);
   EXPECT_TRUE(torch::allclose(out.logits, expected, 1e-5, 1e-5));
   EXPECT_TRUE(torch::equal(out.logits2d, y2d));
-  // Softmax probabilities instead of logits would give another answer.
-  const auto wrong = net->net3d()(torch::cat({volume, torch::softmax(y2d, 1)}, 1)).features;
-  EXPECT_FALSE(torch::allclose(wrong, x3d));
+  // Softmax probabilities instead of 250 x logits give the 3D branch another input: compare its
+  // first (linear) layer, which an untrained net's later ReLUs cannot hide.
+  auto conv0 = net->net3d()->named_children()["conv0"]->as<torch::nn::Conv3d>();
+  const auto right = conv0->forward(torch::cat({volume, 250.0 * y2d}, 1));
+  const auto wrong = conv0->forward(torch::cat({volume, torch::softmax(y2d, 1)}, 1));
+  EXPECT_FALSE(torch::allclose(wrong, right));
 }
 
 TEST_F(HDenseUNetTiny, GradientsReachEveryTrainableParameter) {
