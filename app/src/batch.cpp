@@ -67,13 +67,7 @@ LoadedCase loadCase(const CaseInput& c, const io::DicomLoadOptions& dicomOptions
   if (auto* ct = std::get_if<core::Volume<std::int16_t>>(&volume)) {
     out.ct = std::move(*ct);
   } else {
-    // Float CT: round to HU.
-    const auto& f = std::get<core::Volume<float>>(volume);
-    std::vector<std::int16_t> hu(f.voxelCount());
-    std::transform(f.voxels().begin(), f.voxels().end(), hu.begin(), [](float v) {
-      return static_cast<std::int16_t>(std::clamp(std::lround(v), -32768L, 32767L));
-    });
-    out.ct = core::Volume<std::int16_t>(f.size(), f.geometry(), std::move(hu));
+    out.ct = core::roundToInt16(std::get<core::Volume<float>>(volume)); // float CT: round to HU
   }
   const auto range = core::valueRange(out.ct);
   if (range.max < -500 || range.min > 0) {

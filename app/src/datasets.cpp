@@ -160,11 +160,7 @@ TrainingVolume loadTrainingVolume(const LabelledCase& c,
   if (const auto* v = std::get_if<core::Volume<std::int16_t>>(&loaded.volume)) {
     ct = *v;
   } else if (const auto* f = std::get_if<core::Volume<float>>(&loaded.volume)) {
-    std::vector<std::int16_t> hu(f->voxelCount());
-    std::transform(f->voxels().begin(), f->voxels().end(), hu.begin(), [](float x) {
-      return static_cast<std::int16_t>(std::clamp(std::lround(x), -32768L, 32767L));
-    });
-    ct = core::Volume<std::int16_t>(f->size(), f->geometry(), std::move(hu));
+    ct = core::roundToInt16(*f);
   } else {
     throw core::InputError(c.image, "is an 8-bit image, not a CT in HU");
   }

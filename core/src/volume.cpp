@@ -103,6 +103,14 @@ ValueRange valueRange(const AnyVolume& volume) {
       volume);
 }
 
+Volume<std::int16_t> roundToInt16(const Volume<float>& volume) {
+  std::vector<std::int16_t> out(volume.voxelCount());
+  std::transform(volume.voxels().begin(), volume.voxels().end(), out.begin(), [](float v) {
+    return static_cast<std::int16_t>(std::clamp(std::lround(v), -32768L, 32767L));
+  });
+  return Volume<std::int16_t>(volume.size(), volume.geometry(), std::move(out));
+}
+
 Volume<float> toFloat(const AnyVolume& volume) {
   return std::visit(
       [](const auto& v) {

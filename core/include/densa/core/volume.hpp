@@ -126,6 +126,9 @@ struct ValueRange {
 /// Converts to float (exact for uint8 and int16).
 [[nodiscard]] Volume<float> toFloat(const AnyVolume& volume);
 
+/// Rounds to the nearest integer and saturates to int16 (e.g. a float CT to HU). Geometry is kept.
+[[nodiscard]] Volume<std::int16_t> roundToInt16(const Volume<float>& volume);
+
 extern template class Volume<std::uint8_t>;
 extern template class Volume<std::int16_t>;
 extern template class Volume<float>;
