@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "densa/app/batch.hpp"
 
+#include "densa/app/case_io.hpp"
 #include "densa/app/preview.hpp"
 #include "densa/build_info.hpp"
 #include "densa/core/error.hpp"
@@ -40,52 +41,6 @@ std::string utcNow() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-struct LoadedCase {
-  core::Volume<std::int16_t> ct;
-  std::optional<io::DicomProvenance> dicom;
-  std::vector<std::string> warnings;
-  double seconds = 0;
-};
-
-LoadedCase loadCase(const CaseInput& c, const io::DicomLoadOptions& dicomOptions) {
-  const auto start = Clock::now();
-  LoadedCase out;
-  core::AnyVolume volume;
-  if (c.series) {
-    io::LoadedSeries s = io::loadDicomSeries(*c.series, dicomOptions);
-    volume = std::move(s.volume);
-    out.dicom = std::move(s.provenance);
-    out.warnings = std::move(s.warnings);
-  } else {
-    volume = io::readImage(c.path);
-  }
-  if (core::pixelType(volume) == core::PixelType::UInt8) {
-    throw core::InputError(c.path, "is an 8-bit image (a label map?), not a CT in HU");
-  }
-  if (auto* ct = std::get_if<core::Volume<std::int16_t>>(&volume)) {
-    out.ct = std::move(*ct);
-  } else {
-    out.ct = core::roundToInt16(std::get<core::Volume<float>>(volume)); // float CT: round to HU
-  }
-  const auto range = core::valueRange(out.ct);
-  if (range.max < -500 || range.min > 0) {
-    out.warnings.push_back("value range " + std::to_string(static_cast<int>(range.min)) + ".." +
-                           std::to_string(static_cast<int>(range.max)) +
-                           " does not look like CT in HU");
-  }
-  out.seconds = since(start);
-  return out;
-}
-
-json lesionJson(const core::Lesion& l) {
-  return {{"id", l.id},
-          {"volume_ml", l.volumeMl},
-          {"longest_axial_diameter_mm", l.longestDiameterMm},
-          {"diameter_slice", l.diameterSlice},
-          {"centroid_lps_mm", {l.centroidMm[0], l.centroidMm[1], l.centroidMm[2]}},
-          {"voxels", l.voxels}};
 }
 
 bool finishedWith(const fs::path& report, const std::string& modelId) {
@@ -184,7 +139,7 @@ BatchReport runBatch(const CaseList& list,
       const fs::path dir = options.output / c.id;
       fs::create_directories(dir);
       io::writeImage(result.labels, dir / "label.nii.gz");
-      json outputs{{"labels", "label.nii.gz"}};
+      std::map<std::string, std::string> outputs{{"labels", "label.nii.gz"}};
       if (loaded.dicom && options.writeSeg) {
         try {
           io::writeDicomSeg(result.labels, *loaded.dicom, dir / "seg.dcm");
@@ -198,44 +153,19 @@ BatchReport runBatch(const CaseList& list,
         outputs["preview"] = "preview.png";
       }
       const core::LiverTumourStats stats = core::measureLiverTumour(result.labels);
-      json lesions = json::array();
-      for (const auto& l : stats.lesions) {
-        lesions.push_back(lesionJson(l));
-      }
-      json input{{"path", c.path.string()}, {"description", c.description}};
-      if (loaded.dicom) {
-        input["series_id"] = loaded.dicom->seriesId;
-        input["series_instance_uid"] = loaded.dicom->seriesInstanceUid;
-        input["study_instance_uid"] = loaded.dicom->studyInstanceUid;
-        input["files"] = loaded.dicom->files.size();
-      }
-      const auto& g = loaded.ct.geometry();
-      input["size"] = {loaded.ct.size()[0], loaded.ct.size()[1], loaded.ct.size()[2]};
-      input["spacing_mm"] = {g.spacing[0], g.spacing[1], g.spacing[2]};
-      input["orientation"] = core::orientationCode(g.direction);
-      json timings = result.seconds;
-      timings["load"] = loaded.seconds;
-      timings["write"] = since(writeStart);
-      timings["total"] = since(start) + loaded.seconds;
-      const json caseReport{
-          {"case", c.id},
-          {"densa_version", std::string(build::kVersion) + " (git " + build::kGitHash + ")"},
-          {"model",
-           {{"id", model.id},
-            {"architecture", model.architecture},
-            {"preset", model.preset},
-            {"file", model.file},
-            {"training_stage", model.trainingStage}}},
-          {"input", input},
-          {"liver_volume_ml", stats.liverVolumeMl},
-          {"tumour_volume_ml", stats.tumourVolumeMl},
-          {"tumour_burden_percent", stats.tumourBurdenPercent},
-          {"lesion_count", stats.lesions.size()},
-          {"lesions", lesions},
-          {"timings_s", timings},
-          {"outputs", outputs},
-          {"warnings", loaded.warnings}};
-      io::writeTextAtomically(dir / "report.json", caseReport.dump(2));
+      CaseReportInput r;
+      r.caseId = c.id;
+      r.source = c.path;
+      r.description = c.description;
+      r.loaded = &loaded;
+      r.stats = &stats;
+      r.model = model;
+      r.seconds = result.seconds;
+      r.seconds["load"] = loaded.seconds;
+      r.seconds["write"] = since(writeStart);
+      r.seconds["total"] = since(start) + loaded.seconds;
+      r.outputs = outputs;
+      io::writeTextAtomically(dir / "report.json", caseReportJson(r));
       o.status = CaseOutcome::Status::Done;
       o.liverMl = stats.liverVolumeMl;
       o.tumourMl = stats.tumourVolumeMl;

@@ -138,6 +138,12 @@ int runCli(int argc, char** argv) {
                    segment.tumourThreshold,
                    "p(tumour) threshold (model card default 0.9)")
       ->check(CLI::Range(0.0, 1.0));
+  segmentCmd
+      ->add_option("--min-lesion-ml",
+                   segment.minLesionMl,
+                   "Report only lesions of at least this volume in mL; smaller ones become liver "
+                   "(default 0: keep all, as the LiTS scorer does)")
+      ->check(CLI::NonNegativeNumber);
   segmentCmd->add_flag(
       "--resample-irregular",
       segment.resampleIrregular,

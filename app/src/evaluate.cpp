@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // `densa evaluate`: the LiTS metrics (methods-spec §1.12) over matched cases.
+#include "densa/app/case_io.hpp"
 #include "densa/app/commands.hpp"
 #include "densa/app/exit_codes.hpp"
 #include "densa/core/error.hpp"
@@ -100,67 +101,6 @@ std::map<std::string, fs::path> labelFiles(const fs::path& path) {
   return out;
 }
 
-// "5:1,6:0" -> lookup table; unmapped values map to themselves.
-std::array<int, 256> parseMap(const std::string& text) {
-  std::array<int, 256> table{};
-  for (int i = 0; i < 256; ++i) {
-    table[static_cast<std::size_t>(i)] = i;
-  }
-  std::stringstream s(text);
-  std::string pair;
-  while (std::getline(s, pair, ',')) {
-    const auto colon = pair.find(':');
-    int from = -1;
-    int to = -1;
-    if (colon != std::string::npos) {
-      std::from_chars(pair.data(), pair.data() + colon, from);
-      std::from_chars(pair.data() + colon + 1, pair.data() + pair.size(), to);
-    }
-    if (from < 0 || from > 255 || to < 0 || to > 2) {
-      throw core::InvalidArgument("bad label map '" + pair +
-                                  "' (expected FROM:TO, TO in 0..2, e.g. 5:1)");
-    }
-    table[static_cast<std::size_t>(from)] = to;
-  }
-  return table;
-}
-
-core::LabelMap loadLabels(const fs::path& file,
-                          const std::array<int, 256>& map,
-                          bool mapAllOthersToZero) {
-  const core::AnyVolume any = io::readImage(file);
-  if (core::pixelType(any) == core::PixelType::Float32) {
-    throw core::InputError(file, "is a floating-point image, not a label map");
-  }
-  core::LabelMap labels(core::sizeOf(any), core::geometryOf(any), 0);
-  bool bad = false;
-  int badValue = 0;
-  std::visit(
-      [&](const auto& v) {
-        for (std::size_t i = 0; i < v.voxelCount(); ++i) {
-          const auto raw = static_cast<int>(v.voxels()[i]);
-          int mapped = raw >= 0 && raw < 256 ? map[static_cast<std::size_t>(raw)] : raw;
-          if (mapped > 2 || mapped < 0) {
-            if (mapAllOthersToZero) {
-              mapped = 0;
-            } else if (!bad) {
-              bad = true;
-              badValue = raw;
-            }
-          }
-          labels.voxels()[i] = static_cast<std::uint8_t>(std::clamp(mapped, 0, 2));
-        }
-      },
-      any);
-  if (bad) {
-    throw core::InputError(file,
-                           "holds label value " + std::to_string(badValue) +
-                               "; expected 0 background, 1 liver, 2 tumour (map others with "
-                               "--reference-map / --predicted-map, e.g. 5:1)");
-  }
-  return labels;
-}
-
 json scoresJson(const core::ObjectScores& s) {
   return {{"dice", s.dice},
           {"voe", s.voe},
@@ -184,8 +124,6 @@ std::string num(double v) {
 int runEvaluate(const EvaluateOptions& options, std::ostream& out, std::ostream& err) {
   const auto references = labelFiles(options.reference);
   const auto predictions = labelFiles(options.predicted);
-  const auto refMap = parseMap(options.referenceMap);
-  const auto predMap = parseMap(options.predictedMap);
   const bool single = references.size() == 1 && predictions.size() == 1;
 
   std::vector<core::LitsCase> cases;
@@ -200,7 +138,7 @@ int runEvaluate(const EvaluateOptions& options, std::ostream& out, std::ostream&
   std::size_t done = 0;
   for (const auto& [id, refFile] : references) {
     progress.update(done++, references.size());
-    core::LabelMap ref = loadLabels(refFile, refMap, !options.referenceMap.empty());
+    core::LabelMap ref = loadLabelMap(refFile, options.referenceMap);
     std::string note;
     core::LabelMap pred(ref.size(), ref.geometry(), 0);
     auto match = predictions.find(id);
@@ -212,7 +150,7 @@ int runEvaluate(const EvaluateOptions& options, std::ostream& out, std::ostream&
       err << "densa: warning: case " << id
           << ": no prediction found; scored as an empty prediction\n";
     } else {
-      pred = loadLabels(match->second, predMap, !options.predictedMap.empty());
+      pred = loadLabelMap(match->second, options.predictedMap);
       if (pred.size() != ref.size() || !pred.geometry().approxEqual(ref.geometry(), 1e-3)) {
         pred = core::resampleOnto(pred, core::gridOf(ref), core::Interpolation::Nearest);
         note = "prediction resampled onto the reference grid (nearest)";

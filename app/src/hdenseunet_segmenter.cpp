@@ -63,6 +63,7 @@ public:
       m_coarseFile = coarse;
     }
     m_reuse2d = options.reuse2d;
+    m_minLesionMl = options.minLesionMl;
     m_twoDOnly = options.twoDOnly || m_model.card.provenance.trainingStage == "2d";
     m_thresholds.liver =
         options.liverThreshold.value_or(static_cast<float>(m_model.card.thresholds.liver));
@@ -98,6 +99,7 @@ private:
   core::LiverTumourThresholds m_thresholds;
   bool m_twoDOnly = false;
   bool m_reuse2d = true;
+  double m_minLesionMl = 0;
   ModelIdentity m_identity;
 };
 
@@ -335,7 +337,8 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
   } else {
     gate = core::dilate(gate, 1); // §1.11 step 2: the coarse mask dilated once
   }
-  const core::LabelMap labelsAxial = core::postprocessLiverTumourMasks(liver, tumour, gate);
+  core::LabelMap labelsAxial = core::postprocessLiverTumourMasks(liver, tumour, gate);
+  core::removeSmallLesions(labelsAxial, m_minLesionMl);
   result.labels = core::permuteAxes(labelsAxial, core::inverse(perm));
   result.labels.setGeometry(ct.geometry()); // identical up to rounding; keep the input's exactly
   result.seconds["postprocess"] = since(t);

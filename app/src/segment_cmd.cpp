@@ -16,6 +16,7 @@ int runSegment(const SegmentOptions& options, std::ostream& out, std::ostream& e
   segmenterOptions.coarseModel = options.coarseModel;
   segmenterOptions.liverThreshold = options.liverThreshold;
   segmenterOptions.tumourThreshold = options.tumourThreshold;
+  segmenterOptions.minLesionMl = options.minLesionMl;
   const auto segmenter = loadHDenseUNetSegmenter(model, segmenterOptions); // once for all cases
 
   const CaseList cases = discoverCases(options.input, options.series);

@@ -51,4 +51,32 @@ LabelMap postprocessLiverTumourMasks(const LabelMap& liverMask,
   return out;
 }
 
+std::size_t removeSmallLesions(LabelMap& labels, double minVolumeMl) {
+  if (minVolumeMl <= 0) {
+    return 0;
+  }
+  const auto& sp = labels.geometry().spacing;
+  const double voxelMl = sp[0] * sp[1] * sp[2] / 1000.0;
+  LabelMap tumour = equalTo(labels, 2);
+  const Components c = connectedComponents(tumour, Connectivity::Full26);
+  std::vector<bool> small(c.count + 1, false);
+  std::size_t removed = 0;
+  for (std::uint32_t id = 1; id <= c.count; ++id) {
+    if (static_cast<double>(c.voxelCounts[id]) * voxelMl < minVolumeMl) {
+      small[id] = true;
+      ++removed;
+    }
+  }
+  if (removed == 0) {
+    return 0;
+  }
+  auto voxels = labels.voxels();
+  for (std::size_t n = 0; n < voxels.size(); ++n) {
+    if (c.ids[n] != 0 && small[c.ids[n]]) {
+      voxels[n] = 1;
+    }
+  }
+  return removed;
+}
+
 } // namespace densa::core

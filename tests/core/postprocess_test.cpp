@@ -66,5 +66,33 @@ TEST(PostprocessLiverTumour, RejectsMismatchedGrids) {
                InvalidArgument);
 }
 
+TEST(RemoveSmallLesions, TurnsLesionsBelowTheVolumeIntoLiver) {
+  Geometry g;
+  g.spacing = {1.0, 1.0, 2.0}; // 2 mm³ per voxel
+  LabelMap labels({20, 20, 10}, g, 1);
+  // A 5×5×5 lesion (250 mm³ = 0.25 mL) and a 2×1×1 one (4 mm³), diagonal neighbours of each
+  // other's nothing: far apart.
+  for (std::size_t k = 1; k < 6; ++k) {
+    for (std::size_t j = 1; j < 6; ++j) {
+      for (std::size_t i = 1; i < 6; ++i) {
+        labels.at(i, j, k) = 2;
+      }
+    }
+  }
+  labels.at(15, 15, 8) = 2;
+  labels.at(16, 15, 8) = 2;
+  LabelMap kept = labels;
+  EXPECT_EQ(removeSmallLesions(kept, 0), 0U); // off
+  EXPECT_EQ(kept, labels);
+  EXPECT_EQ(removeSmallLesions(kept, 0.003), 0U); // 4 mm³ is not below 0.003 mL
+  EXPECT_EQ(kept, labels);
+  EXPECT_EQ(removeSmallLesions(kept, 0.1), 1U);
+  EXPECT_EQ(kept.at(15, 15, 8), 1);
+  EXPECT_EQ(kept.at(16, 15, 8), 1);
+  EXPECT_EQ(kept.at(3, 3, 3), 2);
+  EXPECT_EQ(removeSmallLesions(kept, 0.3), 1U);
+  EXPECT_EQ(kept.at(3, 3, 3), 1);
+}
+
 } // namespace
 } // namespace densa::core

@@ -75,6 +75,7 @@ struct SegmentOptions {
   bool preview = false;
   std::optional<float> liverThreshold;
   std::optional<float> tumourThreshold;
+  double minLesionMl = 0;
   bool resampleIrregular = false;
   bool correctTilt = true;
 };

@@ -26,6 +26,9 @@ struct SegmenterOptions {
   /// Reuse each slice's 2D output across the overlapping windows (default). False recomputes the
   /// 2D branch for every window, as the reference does (for benchmarks).
   bool reuse2d = true;
+  /// Lesions smaller than this (mL) become liver (core::removeSmallLesions). 0 (the default)
+  /// keeps every lesion, as the reference post-processing and the LiTS scorer do.
+  double minLesionMl = 0;
 };
 
 /// The bundled default model: $DENSA_MODEL if set, else the first of

@@ -3,6 +3,8 @@
 
 #include "densa/core/volume.hpp"
 
+#include <cstddef>
+
 namespace densa::core {
 
 /// Decision thresholds of H-DenseUNet's post-processing (methods-spec §1.11).
@@ -27,5 +29,10 @@ struct LiverTumourThresholds {
 [[nodiscard]] LabelMap postprocessLiverTumourMasks(const LabelMap& liverMask,
                                                    const LabelMap& tumourMask,
                                                    const LabelMap& coarseLiver);
+
+/// Lesions (26-connected components of label 2) smaller than `minVolumeMl` (from the voxel
+/// spacing) become liver (label 1): a reporting filter beyond the reference post-processing, off
+/// at 0. Returns the number of lesions removed.
+std::size_t removeSmallLesions(LabelMap& labels, double minVolumeMl);
 
 } // namespace densa::core
