@@ -19,11 +19,13 @@
 #include "progress.hpp"
 
 #include <torch/nn/functional/upsampling.h>
+#include <torch/nn/functional/vision.h>
 #include <torch/utils.h>
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <fstream>
 #include <future>
 #include <iomanip>
@@ -94,6 +96,14 @@ void applyKey(TrainConfig& c, const std::string& key, const YAML::Node& v) {
     c.scaleMax = as<double>(v, key);
   } else if (key == "tumour_fraction") {
     c.tumourFraction = as<double>(v, key);
+  } else if (key == "rotation_degrees") {
+    c.rotationDegrees = as<double>(v, key);
+  } else if (key == "intensity_scale") {
+    c.intensityScale = as<double>(v, key);
+  } else if (key == "intensity_shift_hu") {
+    c.intensityShiftHu = as<double>(v, key);
+  } else if (key == "noise_hu") {
+    c.noiseHu = as<double>(v, key);
   } else if (key == "optimizer") {
     c.optimizer = as<std::string>(v, key);
   } else if (key == "learning_rate") {
@@ -157,6 +167,9 @@ std::string toYaml(const TrainConfig& c) {
     << c.batchSize << YAML::Key << "crop_size" << YAML::Value << c.cropSize << YAML::Key
     << "scale_min" << YAML::Value << c.scaleMin << YAML::Key << "scale_max" << YAML::Value
     << c.scaleMax << YAML::Key << "tumour_fraction" << YAML::Value << c.tumourFraction << YAML::Key
+    << "rotation_degrees" << YAML::Value << c.rotationDegrees << YAML::Key << "intensity_scale"
+    << YAML::Value << c.intensityScale << YAML::Key << "intensity_shift_hu" << YAML::Value
+    << c.intensityShiftHu << YAML::Key << "noise_hu" << YAML::Value << c.noiseHu << YAML::Key
     << "optimizer" << YAML::Value << c.optimizer << YAML::Key << "learning_rate" << YAML::Value
     << c.learningRate << YAML::Key << "momentum" << YAML::Value << c.momentum << YAML::Key
     << "weight_decay" << YAML::Value << c.weightDecay << YAML::Key << "schedule" << YAML::Value
@@ -314,11 +327,49 @@ std::pair<torch::Tensor, torch::Tensor> sampleCrop(const SampledVolume& v,
       }
     }
   }
-  auto img = torch::from_blob(image.data(), {slices, size, size}, torch::kFloat32)
-                 .clamp(pre.huMin, pre.huMax)
-                 .add(pre.intensityOffset)
-                 .clone();
+  // Intensity augmentation (options; off by default as in the reference), on HU before the clip.
+  // The random draws happen whether or not an option is on, so that turning one on does not shift
+  // the other augmentations' random stream.
+  const double contrast = 1 + c.intensityScale * uniform(-1, 1);
+  const double shift = c.intensityShiftHu * uniform(-1, 1);
+  const double angle = c.rotationDegrees * uniform(-1, 1) * std::numbers::pi / 180.0;
+  const std::uint64_t noiseSeed = rng();
+  auto raw = torch::from_blob(image.data(), {slices, size, size}, torch::kFloat32).clone();
+  if (c.intensityScale > 0 || c.intensityShiftHu > 0) {
+    const auto mean = raw.mean();
+    raw = (raw - mean) * contrast + mean + shift;
+  }
+  if (c.noiseHu > 0) {
+    auto gen = at::detail::createCPUGenerator(noiseSeed);
+    raw = raw + torch::randn(raw.sizes(), gen, torch::kFloat32) * c.noiseHu;
+  }
+  auto img = raw.clamp(pre.huMin, pre.huMax).add(pre.intensityOffset);
   auto lab = torch::from_blob(label.data(), {slices, size, size}, torch::kInt64).clone();
+  if (c.rotationDegrees > 0) {
+    // In-plane rotation about the crop centre: image bilinear, label nearest, edges replicated.
+    namespace F = torch::nn::functional;
+    const double cs = std::cos(angle);
+    const double sn = std::sin(angle);
+    const auto theta = torch::tensor({{cs, -sn, 0.0}, {sn, cs, 0.0}}, torch::kFloat32)
+                           .unsqueeze(0)
+                           .expand({slices, 2, 3});
+    const auto grid = F::affine_grid(theta, {slices, 1, size, size}, false);
+    img = F::grid_sample(img.unsqueeze(1),
+                         grid,
+                         F::GridSampleFuncOptions()
+                             .mode(torch::kBilinear)
+                             .padding_mode(torch::kBorder)
+                             .align_corners(false))
+              .squeeze(1);
+    lab = F::grid_sample(lab.unsqueeze(1).to(torch::kFloat32),
+                         grid,
+                         F::GridSampleFuncOptions()
+                             .mode(torch::kNearest)
+                             .padding_mode(torch::kBorder)
+                             .align_corners(false))
+              .squeeze(1)
+              .to(torch::kInt64);
+  }
   // One of 8 dihedral transforms, identical for image and label (§1.3 step 5).
   const int t = std::uniform_int_distribution<int>(0, 7)(rng);
   auto dihedral = [t](torch::Tensor x) {
@@ -677,21 +728,31 @@ int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) 
         "step,loss,learning_rate,samples_per_second,val_liver_dice,val_tumour_dice\n");
   }
   Progress progress("training", err);
-  auto next = std::async(
-      std::launch::async, sampleBatch, std::cref(train), std::cref(c), std::cref(card), step, rank);
+  // `workers` batches are prepared ahead in threads; each batch is a pure function of
+  // (seed, step, rank), so the order of completion does not matter.
+  std::deque<std::future<Batch>> ahead;
+  std::int64_t queued = step;
+  auto refill = [&] {
+    while (static_cast<int>(ahead.size()) < std::max(1, c.workers) && queued < c.steps) {
+      ahead.push_back(std::async(std::launch::async,
+                                 sampleBatch,
+                                 std::cref(train),
+                                 std::cref(c),
+                                 std::cref(card),
+                                 queued,
+                                 rank));
+      ++queued;
+    }
+  };
+  refill();
   double lossSum = 0;
   std::int64_t lossCount = 0;
   auto windowStart = Clock::now();
   std::int64_t samples = 0;
   while (step < c.steps) {
-    Batch batch = next.get();
-    next = std::async(std::launch::async,
-                      sampleBatch,
-                      std::cref(train),
-                      std::cref(c),
-                      std::cref(card),
-                      step + 1,
-                      rank);
+    Batch batch = ahead.front().get();
+    ahead.pop_front();
+    refill();
     const models::StepResult result = trainer.step(batch.input, batch.target);
     const double lr = result.learningRate;
     ++step;
@@ -743,7 +804,9 @@ int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) 
       }
     }
   }
-  next.wait();
+  for (auto& f : ahead) {
+    f.wait();
+  }
   progress.finish();
   if (!main) {
     return kExitOk;

@@ -134,6 +134,43 @@ TEST(Train, WritesARunFolderAndResumesExactly) {
   }
 }
 
+TEST(Train, AugmentationIsSeededAndWorkerThreadsDoNotChangeTheResult) {
+  testing::TempDir tmp;
+  writePhantoms(tmp / "phantoms", 3);
+  const fs::path config =
+      writeConfig(tmp.path(),
+                  "rotation_degrees: 15\nintensity_scale: 0.1\n"
+                  "intensity_shift_hu: 20\nnoise_hu: 10\nvalidate_every: 100\n");
+  std::ostringstream out;
+  std::ostringstream err;
+  auto run = [&](const std::string& name, std::vector<std::string> overrides) {
+    overrides.emplace_back("steps=3");
+    EXPECT_EQ(runTrain({.config = config,
+                        .resume = std::nullopt,
+                        .runDir = tmp / name,
+                        .overrides = std::move(overrides)},
+                       out,
+                       err),
+              0)
+        << err.str();
+    return weights(tmp / name / "last.densa");
+  };
+  const auto one = run("w1", {"workers=1"});
+  const auto three = run("w3", {"workers=3"});
+  const auto plain = run(
+      "plain", {"rotation_degrees=0", "intensity_scale=0", "intensity_shift_hu=0", "noise_hu=0"});
+  bool differs = false;
+  for (const auto& [name, tensor] : one) {
+    EXPECT_TRUE(torch::equal(tensor, three.at(name))) << name;
+    differs = differs || !torch::equal(tensor, plain.at(name));
+  }
+  EXPECT_TRUE(differs) << "augmentation had no effect";
+  std::ifstream resolved(tmp / "w3" / "config.yaml");
+  const std::string text((std::istreambuf_iterator<char>(resolved)), {});
+  EXPECT_NE(text.find("rotation_degrees: 15"), std::string::npos) << text;
+  EXPECT_NE(text.find("workers: 3"), std::string::npos) << text;
+}
+
 TEST(Train, RejectsUnknownKeysAndBadStages) {
   testing::TempDir tmp;
   writePhantoms(tmp / "phantoms", 1);

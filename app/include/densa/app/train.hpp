@@ -31,7 +31,12 @@ struct TrainConfig {
   int cropSize = 224;
   double scaleMin = 0.8;
   double scaleMax = 1.2;
-  double tumourFraction = 0.5;    ///< crops centred on tumour (else liver) voxels
+  double tumourFraction = 0.5; ///< crops centred on tumour (else liver) voxels
+  // Augmentation beyond the reference's (§1.3: scale + dihedral only); each 0 = off (default).
+  double rotationDegrees = 0;  ///< in-plane rotation, uniform in ±this
+  double intensityScale = 0;   ///< HU contrast factor, uniform in 1 ± this (about the crop mean)
+  double intensityShiftHu = 0; ///< HU offset, uniform in ±this
+  double noiseHu = 0;          ///< Gaussian noise σ in HU
   std::string optimizer = "adam"; ///< "sgd" (Nesterov, the reference) or "adam"
   double learningRate = 1e-3;
   double momentum = 0.9;
@@ -44,7 +49,7 @@ struct TrainConfig {
   std::int64_t validateEvery = 200;
   std::int64_t checkpointEvery = 200;
   std::int64_t logEvery = 10;
-  int workers = 2;
+  int workers = 2; ///< batches prepared ahead in worker threads (≥ 1)
   int threads = 0;
   std::string device = "cpu";
   std::filesystem::path cacheDir; ///< default <run>/cache
