@@ -5,6 +5,7 @@
 #include "densa/core/error.hpp"
 #include "densa/core/geometry.hpp"
 #include "densa/io/image_file.hpp"
+#include "densa/io/load.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -19,20 +20,12 @@ namespace densa::app {
 
 using nlohmann::json;
 
-LoadedCase loadCase(const CaseInput& c, const io::DicomLoadOptions& dicomOptions) {
-  const auto start = std::chrono::steady_clock::now();
-  LoadedCase out;
-  core::AnyVolume volume;
-  if (c.series) {
-    io::LoadedSeries s = io::loadDicomSeries(*c.series, dicomOptions);
-    volume = std::move(s.volume);
-    out.dicom = std::move(s.provenance);
-    out.warnings = std::move(s.warnings);
-  } else {
-    volume = io::readImage(c.path);
-  }
+namespace {
+
+/// HU as int16 from whatever was read; 8-bit images are refused; odd value ranges warned about.
+void setCt(LoadedCase& out, core::AnyVolume volume, const std::filesystem::path& source) {
   if (core::pixelType(volume) == core::PixelType::UInt8) {
-    throw core::InputError(c.path, "is an 8-bit image (a label map?), not a CT in HU");
+    throw core::InputError(source, "is an 8-bit image (a label map?), not a CT in HU");
   }
   if (auto* ct = std::get_if<core::Volume<std::int16_t>>(&volume)) {
     out.ct = std::move(*ct);
@@ -45,7 +38,39 @@ LoadedCase loadCase(const CaseInput& c, const io::DicomLoadOptions& dicomOptions
                            std::to_string(static_cast<int>(range.max)) +
                            " does not look like CT in HU");
   }
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+} // namespace
+
+LoadedCase loadCase(const CaseInput& c, const io::DicomLoadOptions& dicomOptions) {
+  const auto start = std::chrono::steady_clock::now();
+  LoadedCase out;
+  core::AnyVolume volume;
+  if (c.series) {
+    io::LoadedSeries s = io::loadDicomSeries(*c.series, dicomOptions);
+    volume = std::move(s.volume);
+    out.dicom = std::move(s.provenance);
+    out.warnings = std::move(s.warnings);
+  } else {
+    volume = io::readImage(c.path);
+  }
+  setCt(out, std::move(volume), c.path);
+  out.seconds = secondsSince(start);
+  return out;
+}
+
+LoadedCase loadCtPath(const std::filesystem::path& path) {
+  const auto start = std::chrono::steady_clock::now();
+  io::LoadedVolume loaded = io::loadVolume(path);
+  LoadedCase out;
+  out.dicom = std::move(loaded.dicom);
+  out.warnings = std::move(loaded.warnings);
+  setCt(out, std::move(loaded.volume), path);
+  out.seconds = secondsSince(start);
   return out;
 }
 

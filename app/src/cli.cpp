@@ -3,6 +3,7 @@
 
 #include "densa/app/commands.hpp"
 #include "densa/app/exit_codes.hpp"
+#include "densa/app/pretrain.hpp"
 #include "densa/app/train.hpp"
 #include "densa/core/error.hpp"
 #include "densa/models/error.hpp"
@@ -167,6 +168,47 @@ int runCli(int argc, char** argv) {
   trainCmd->add_option(
       "--set", train.overrides, "Override a config key, e.g. --set steps=500 (repeatable)");
 
+  PretrainCommand pretrain;
+  auto* pretrainCmd = cli.add_subcommand(
+      "pretrain", "Self-supervised pretraining on unlabelled CT (methods: gemini).");
+  pretrainCmd->require_subcommand(1);
+  auto* geminiCmd = pretrainCmd->add_subcommand(
+      "gemini",
+      "GEMINI dense contrastive pretraining with a homeomorphism prior: pairs of different CTs, "
+      "random crops, a learned deformable map between them, corresponding voxels as positive "
+      "pairs, plus self-restoration (GEMINI-MIP). Run folder: config.yaml, metrics.csv, "
+      "train.log, report.html, last.densa (usable by densa register), state.pt.\nExample: densa "
+      "pretrain gemini --config my-gemini.yaml -o runs/gemini --set steps=500");
+  geminiCmd->add_option("--config", pretrain.config, "YAML configuration (see README)");
+  geminiCmd->add_option(
+      "-o,--output", pretrain.runDir, "Run folder (default: runs/gemini-<config>)");
+  geminiCmd->add_option(
+      "--resume", pretrain.resume, "Continue the run in this folder exactly where it stopped");
+  geminiCmd->add_option(
+      "--set", pretrain.overrides, "Override a config key, e.g. --set steps=500 (repeatable)");
+
+  RegisterOptions registration;
+  auto* registerCmd = cli.add_subcommand(
+      "register",
+      "Deformable CT-to-CT registration with a GEMINI deformer: warps MOVING (and its labels) "
+      "onto FIXED's grid in physical space and reports Jacobian statistics; atlas-based "
+      "segmentation by label propagation.\nExample: densa register atlas.nii.gz patient/ -o reg "
+      "--model runs/gemini/last.densa --labels atlas-labels.nii.gz");
+  registerCmd->add_option("MOVING", registration.moving, "Moving CT (image file or DICOM folder)")
+      ->required();
+  registerCmd->add_option("FIXED", registration.fixed, "Fixed CT (image file or DICOM folder)")
+      ->required();
+  registerCmd->add_option("-o,--output", registration.output, "Output folder")->required();
+  registerCmd->add_option("--model", registration.model, "A densa pretrain gemini checkpoint")
+      ->required();
+  registerCmd->add_option("--labels", registration.labels, "Moving label map to propagate");
+  registerCmd->add_option("--fixed-labels",
+                          registration.fixedLabels,
+                          "Fixed label map: report liver Dice before/after");
+  registerCmd->add_option(
+      "--label-map", registration.labelMap, "Keep and rename label values, e.g. 5:1");
+  registerCmd->add_option("--device", registration.device, "cpu, cuda or cuda:N");
+
   EvaluateOptions evaluate;
   auto* evaluateCmd = cli.add_subcommand(
       "evaluate",
@@ -196,7 +238,8 @@ int runCli(int argc, char** argv) {
   auto* modelInfoCmd = modelCmd->add_subcommand(
       "info",
       "Print the preset table of an architecture: parameter counts per sub-network and GFLOPs per "
-      "512x512 slice and per 8-slice window.\nExample: densa model info hdenseunet --preset paper");
+      "512x512 slice and per 8-slice window (GEMINI: per crop).\nExample: densa model info "
+      "hdenseunet --preset paper");
   modelInfoCmd->add_option("NAME", modelInfo.name, "Architecture, e.g. hdenseunet")->required();
   modelInfoCmd->add_option("--preset", modelInfo.preset, "Only this preset (paper, small, tiny)");
   modelInfoCmd->add_flag("--json", modelInfo.json, "Machine-readable JSON");
@@ -208,8 +251,9 @@ int runCli(int argc, char** argv) {
                                "training or to test the pipeline.\nExample: densa model create "
                                "hdenseunet --preset tiny -o tiny.densa");
   modelCreateCmd
-      ->add_option(
-          "NAME", modelCreate.name, "hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver")
+      ->add_option("NAME",
+                   modelCreate.name,
+                   "hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini, gemini-unet")
       ->required();
   modelCreateCmd->add_option("--preset", modelCreate.preset, "paper, small or tiny");
   modelCreateCmd->add_option("-o,--output", modelCreate.output, "Checkpoint file to write")
@@ -241,6 +285,12 @@ int runCli(int argc, char** argv) {
             std::filesystem::path("runs") / (train.config ? train.config->stem() : "run");
       }
       return runTrain(train, std::cout, std::cerr);
+    }
+    if (geminiCmd->parsed()) {
+      return runPretrain(pretrain, std::cout, std::cerr);
+    }
+    if (registerCmd->parsed()) {
+      return runRegister(registration, std::cout, std::cerr);
     }
     if (segmentCmd->parsed()) {
       return runSegment(segment, std::cout, std::cerr);

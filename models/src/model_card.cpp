@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <string>
 #include <system_error>
 #include <type_traits>
 
@@ -73,6 +74,35 @@ DenseUNetOptions parseNet(const json& j) {
   return o;
 }
 
+json toJsonBackbone(const GeminiBackboneOptions& o) {
+  return json{{"dims", o.dims},
+              {"inChannels", o.inChannels},
+              {"channels", o.channels},
+              {"groupChannels", o.groupChannels},
+              {"leakySlope", o.leakySlope}};
+}
+
+GeminiBackboneOptions parseBackbone(const json& j) {
+  GeminiBackboneOptions o;
+  j.at("dims").get_to(o.dims);
+  j.at("inChannels").get_to(o.inChannels);
+  j.at("channels").get_to(o.channels);
+  j.at("groupChannels").get_to(o.groupChannels);
+  j.at("leakySlope").get_to(o.leakySlope);
+  return o;
+}
+
+json toJsonHead(const GeminiHeadOptions& o) {
+  return json{{"hiddenChannels", o.hiddenChannels}, {"groups", o.groups}};
+}
+
+GeminiHeadOptions parseHead(const json& j) {
+  GeminiHeadOptions o;
+  j.at("hiddenChannels").get_to(o.hiddenChannels);
+  j.at("groups").get_to(o.groups);
+  return o;
+}
+
 json optionsToJson(const ModelOptions& options) {
   return std::visit(
       [](const auto& o) -> json {
@@ -86,6 +116,18 @@ json optionsToJson(const ModelOptions& options) {
                       {"numClasses", o.numClasses}};
         } else if constexpr (std::is_same_v<T, CoarseLiverOptions>) {
           return json{{"net", toJsonNet(o.net)}, {"downsample", o.downsample}};
+        } else if constexpr (std::is_same_v<T, GeminiOptions>) {
+          return json{{"backbone", toJsonBackbone(o.backbone)},
+                      {"deformerChannels", o.deformerChannels},
+                      {"head", toJsonHead(o.head)},
+                      {"restorationHead", o.restorationHead},
+                      {"segmentationClasses", o.segmentationClasses},
+                      {"diffeomorphic", o.diffeomorphic},
+                      {"integrationSteps", o.integrationSteps}};
+        } else if constexpr (std::is_same_v<T, GeminiUNetOptions>) {
+          return json{{"backbone", toJsonBackbone(o.backbone)},
+                      {"head", toJsonHead(o.head)},
+                      {"numClasses", o.numClasses}};
         } else {
           return toJsonNet(o);
         }
@@ -120,8 +162,29 @@ ModelOptions parseOptions(std::string_view architecture, const json& j) {
     validate(o);
     return o;
   }
+  if (architecture == GeminiOptions::kId) {
+    GeminiOptions o;
+    o.backbone = parseBackbone(j.at("backbone"));
+    j.at("deformerChannels").get_to(o.deformerChannels);
+    o.head = parseHead(j.at("head"));
+    j.at("restorationHead").get_to(o.restorationHead);
+    j.at("segmentationClasses").get_to(o.segmentationClasses);
+    j.at("diffeomorphic").get_to(o.diffeomorphic);
+    j.at("integrationSteps").get_to(o.integrationSteps);
+    validate(o);
+    return o;
+  }
+  if (architecture == GeminiUNetOptions::kId) {
+    GeminiUNetOptions o;
+    o.backbone = parseBackbone(j.at("backbone"));
+    o.head = parseHead(j.at("head"));
+    j.at("numClasses").get_to(o.numClasses);
+    validate(o);
+    return o;
+  }
   throw ModelError("model card: unknown architecture '" + std::string(architecture) +
-                   "' (known: hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver)");
+                   "' (known: hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini, "
+                   "gemini-unet)");
 }
 
 // ---- container helpers ------------------------------------------------------------------------
@@ -160,6 +223,15 @@ ModelCard makeModelCard(std::string_view architecture, std::string_view preset) 
   card.options = modelPreset(architecture, preset);
   if (architecture == CoarseLiverOptions::kId) {
     card.labels = {"background", "liver"};
+  }
+  if (const auto* g = std::get_if<GeminiOptions>(&card.options)) {
+    // Pretraining: no classes unless a segmentation head is configured.
+    if (g->segmentationClasses != static_cast<int>(card.labels.size())) {
+      card.labels.clear();
+      for (int k = 0; k < g->segmentationClasses; ++k) {
+        card.labels.push_back("class" + std::to_string(k));
+      }
+    }
   }
   if (const auto* h = std::get_if<HDenseUNetOptions>(&card.options)) {
     card.preprocessing.sliceContext = h->sliceContext;

@@ -124,6 +124,106 @@ CostEstimate walk(const DenseUNetOptions& o,
   return w.cost;
 }
 
+// ---- GEMINI ----------------------------------------------------------------------------------
+
+// Shape walk of GeminiNet: convolutions with bias, GroupNorm affine parameters; max-pool halves
+// and up-sampling doubles every axis.
+class GeminiWalker {
+public:
+  GeminiWalker(int dims, std::vector<std::int64_t> sizes)
+      : m_dims(dims)
+      , m_sizes(std::move(sizes)) {}
+
+  void padTo(std::int64_t multiple) {
+    for (auto& s : m_sizes) {
+      s = (s + multiple - 1) / multiple * multiple;
+    }
+  }
+
+  void half() {
+    for (auto& s : m_sizes) {
+      s /= 2;
+    }
+  }
+
+  void twice() {
+    for (auto& s : m_sizes) {
+      s *= 2;
+    }
+  }
+
+  void conv(std::int64_t in, std::int64_t out, int k, CostEstimate& cost) const {
+    std::int64_t kernel = 1;
+    std::int64_t voxels = 1;
+    for (int i = 0; i < m_dims; ++i) {
+      kernel *= k;
+    }
+    for (auto s : m_sizes) {
+      voxels *= s;
+    }
+    cost.parameters += in * out * kernel + out;
+    cost.macs += static_cast<double>(in * out * kernel) * static_cast<double>(voxels);
+  }
+
+  static void norm(std::int64_t c, CostEstimate& cost) { cost.parameters += 2 * c; }
+
+private:
+  int m_dims;
+  std::vector<std::int64_t> m_sizes;
+};
+
+void checkSpatial(int dims, const std::vector<std::int64_t>& spatial) {
+  if (spatial.size() != static_cast<std::size_t>(dims)) {
+    throw ModelError("geminiCost: one size per spatial axis expected");
+  }
+  for (auto s : spatial) {
+    if (s <= 0) {
+      throw ModelError("geminiCost: sizes must be positive");
+    }
+  }
+}
+
+CostEstimate geminiBackbone(const GeminiBackboneOptions& o,
+                            const std::vector<std::int64_t>& spatial) {
+  GeminiWalker w(o.dims, spatial);
+  w.padTo(16);
+  CostEstimate cost;
+  const auto& c = o.channels;
+  const auto doubleConv = [&](std::int64_t in, std::int64_t out) {
+    w.conv(in, out, 3, cost);
+    GeminiWalker::norm(out, cost);
+    w.conv(out, out, 3, cost);
+    GeminiWalker::norm(out, cost);
+  };
+  doubleConv(o.inChannels, c[0]);
+  for (std::size_t i = 1; i <= 4; ++i) {
+    w.half();
+    doubleConv(c[i - 1], c[i]);
+  }
+  std::int64_t below = c[4];
+  for (std::size_t i = 5; i <= 8; ++i) {
+    w.twice();
+    doubleConv(c[8 - i] + below, c[i]); // concat [skip, up]
+    below = c[i];
+  }
+  return cost;
+}
+
+CostEstimate geminiHead(const GeminiBackboneOptions& b,
+                        const GeminiHeadOptions& h,
+                        int classes,
+                        const std::vector<std::int64_t>& spatial) {
+  CostEstimate cost;
+  if (classes <= 0) {
+    return cost;
+  }
+  GeminiWalker w(b.dims, spatial);
+  w.conv(b.channels.back(), h.hiddenChannels, 3, cost);
+  GeminiWalker::norm(h.hiddenChannels, cost);
+  w.conv(h.hiddenChannels, classes, 1, cost);
+  return cost;
+}
+
 double gflops(const CostEstimate& c, double times = 1.0) {
   return 2.0 * c.macs * times / 1e9;
 }
@@ -151,6 +251,28 @@ PresetInfo describe(std::string_view architecture, std::string_view preset) {
                                denseUNetCost(*d3, 3, {kWindow, kSlice, kSlice}),
                                1.0 / static_cast<double>(kWindow),
                                1.0)};
+  } else if (std::holds_alternative<GeminiOptions>(options) ||
+             std::holds_alternative<GeminiUNetOptions>(options)) {
+    const auto* g = std::get_if<GeminiOptions>(&options);
+    const auto* u = std::get_if<GeminiUNetOptions>(&options);
+    const int dims = g != nullptr ? g->backbone.dims : u->backbone.dims;
+    const bool threeD = dims == 3;
+    const std::vector<std::int64_t> spatial =
+        threeD ? std::vector<std::int64_t>{kWindow, kSlice, kSlice}
+               : std::vector<std::int64_t>{kSlice, kSlice};
+    const auto cost = g != nullptr ? geminiCost(*g, spatial) : geminiUNetCost(*u, spatial);
+    const double perSlice = threeD ? 1.0 / static_cast<double>(kWindow) : 1.0;
+    const double perWindow = threeD ? 1.0 : static_cast<double>(kWindow);
+    info.subnetworks = {subnet("backbone", cost.backbone, perSlice, perWindow)};
+    if (g != nullptr) {
+      info.subnetworks.push_back(subnet("deformer", cost.deformer, perSlice, perWindow));
+      if (g->restorationHead) {
+        info.subnetworks.push_back(subnet("res_head", cost.restorationHead, perSlice, perWindow));
+      }
+    }
+    if (cost.segmentationHead.parameters > 0) {
+      info.subnetworks.push_back(subnet("seg_head", cost.segmentationHead, perSlice, perWindow));
+    }
   } else {
     const auto& coarse = std::get<CoarseLiverOptions>(options);
     const std::int64_t s = kSlice / coarse.downsample;
@@ -190,11 +312,52 @@ HDenseUNetCost hDenseUNetCost(const HDenseUNetOptions& options,
   return cost;
 }
 
+GeminiCost geminiCost(const GeminiOptions& options, const std::vector<std::int64_t>& spatial) {
+  validate(options);
+  checkSpatial(options.backbone.dims, spatial);
+  GeminiCost cost;
+  cost.backbone = geminiBackbone(options.backbone, spatial);
+  GeminiWalker w(options.backbone.dims, spatial);
+  w.padTo(4);
+  const auto& d = options.deformerChannels;
+  const auto oneConv = [&](std::int64_t in, std::int64_t out) {
+    w.conv(in, out, 3, cost.deformer);
+    GeminiWalker::norm(out, cost.deformer);
+  };
+  oneConv(2 * std::int64_t{options.backbone.channels.back()}, d[0]);
+  w.half();
+  oneConv(d[0], d[1]);
+  w.half();
+  oneConv(d[1], d[2]);
+  w.twice();
+  oneConv(d[2] + d[1], d[3]); // concat [up, c2]
+  w.twice();
+  oneConv(d[3] + d[0], d[4]); // concat [up, c1]
+  w.conv(d[4], options.backbone.dims, 3, cost.deformer);
+  cost.restorationHead =
+      geminiHead(options.backbone, options.head, options.restorationHead ? 1 : 0, spatial);
+  cost.segmentationHead =
+      geminiHead(options.backbone, options.head, options.segmentationClasses, spatial);
+  return cost;
+}
+
+GeminiCost geminiUNetCost(const GeminiUNetOptions& options,
+                          const std::vector<std::int64_t>& spatial) {
+  validate(options);
+  checkSpatial(options.backbone.dims, spatial);
+  GeminiCost cost;
+  cost.backbone = geminiBackbone(options.backbone, spatial);
+  cost.segmentationHead = geminiHead(options.backbone, options.head, options.numClasses, spatial);
+  return cost;
+}
+
 std::vector<std::string> modelInfoArchitectures() {
   return {std::string(HDenseUNetOptions::kId),
           std::string(DenseUNet2dOptions::kId),
           std::string(DenseUNet3dOptions::kId),
-          std::string(CoarseLiverOptions::kId)};
+          std::string(CoarseLiverOptions::kId),
+          std::string(GeminiOptions::kId),
+          std::string(GeminiUNetOptions::kId)};
 }
 
 std::vector<PresetInfo> describeModel(std::string_view architecture,
@@ -208,7 +371,8 @@ std::vector<PresetInfo> describeModel(std::string_view architecture,
   }
   if (!known) {
     throw ModelError("no model architecture named '" + std::string(architecture) +
-                     "' (known: hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver)");
+                     "' (known: hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini, "
+                     "gemini-unet)");
   }
   std::vector<PresetInfo> out;
   for (const auto& p : presetNames()) {

@@ -115,8 +115,15 @@ ModelOptions modelPreset(std::string_view architecture, std::string_view preset)
   if (architecture == CoarseLiverOptions::kId) {
     return coarseLiverPreset(preset);
   }
+  if (architecture == GeminiOptions::kId) {
+    return geminiPreset(preset);
+  }
+  if (architecture == GeminiUNetOptions::kId) {
+    return geminiUNetPreset(preset);
+  }
   throw ModelError("unknown architecture '" + std::string(architecture) +
-                   "' (expected hdenseunet, dense-unet-2d, dense-unet-3d or coarse-liver)");
+                   "' (expected hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini or "
+                   "gemini-unet)");
 }
 
 void validate(const DenseUNetOptions& o) {

@@ -8,23 +8,30 @@
 // train/<stage>/<preset>/<size>: full Trainer steps (forward, loss, backward, SGD-Nesterov update)
 // per training stage on small inputs; counters samples_per_s (2D slices or 8-slice windows) and
 // peak_RSS_MiB (the process's VmHWM, reset before each benchmark via /proc/self/clear_refs).
+// gemini_pretrain/<preset>/<size>: GEMINI-MIP pretraining iterations (geminiPretrainStep: the
+// alignment step on a pair, then the restoration step, Adam 1e-4, batch 1) on size^3 crops;
+// counters iterations_per_s, GFLOPs (a forward pass = 3 backbones + 2 deformers + the restoration
+// head, training counted as 3 x forward) and peak_RSS_MiB.
 // On a machine that is busy with other work, set OMP_WAIT_POLICY=PASSIVE: OpenMP's spin-waiting
 // otherwise inflated these step times about 20x in our runs.
 
 #include "densa/models/model_info.hpp"
 #include "densa/models/runtime.hpp"
+#include "densa/models/torch/gemini_losses.hpp"
 #include "densa/models/torch/h_dense_unet.hpp"
 #include "densa/models/torch/losses.hpp"
 #include "densa/models/torch/training.hpp"
 
 #include <benchmark/benchmark.h>
 #include <torch/cuda.h>
+#include <torch/optim/adam.h>
 #include <torch/utils.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -235,8 +242,54 @@ void training(benchmark::State& state,
   }
 }
 
+// GEMINI-MIP pretraining iterations on [1, 1, size, size, size] crops.
+void geminiPretrain(benchmark::State& state, const std::string& preset, std::int64_t size) {
+  const bool reset = resetPeakRss();
+  torch::manual_seed(0);
+  const auto options = geminiPreset(preset);
+  GeminiNet net(options);
+  net->to(gDevice);
+  net->train();
+  torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(1e-4));
+  const auto a = torch::rand({1, 1, size, size, size});
+  const auto b = torch::rand({1, 1, size, size, size});
+  std::mt19937_64 rng(0);
+  const auto corrupted = corruptAppearance(a, rng).to(gDevice);
+  const auto da = a.to(gDevice);
+  const auto db = b.to(gDevice);
+  const auto cost = geminiCost(options, {size, size, size});
+  const double forwardMacs =
+      3.0 * cost.backbone.macs + 2.0 * cost.deformer.macs + cost.restorationHead.macs;
+  const double gflop = 2.0 * forwardMacs * 3.0 / 1e9;
+  (void)geminiPretrainStep(net, adam, da, db, corrupted); // warm-up
+  synchronize();
+  double seconds = 0.0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(geminiPretrainStep(net, adam, da, db, corrupted).total);
+    synchronize();
+    seconds += since(t0);
+  }
+  const auto iterations = static_cast<double>(state.iterations());
+  state.counters["iterations_per_s"] = iterations / seconds;
+  state.counters["GFLOPs"] = gflop * iterations / seconds;
+  state.counters["peak_RSS_MiB"] = peakRssMiB();
+  if (!reset) {
+    state.SetLabel("peak RSS is the process's, not reset");
+  }
+}
+
 void registerAll() {
   const bool gpu = gDevice.is_cuda();
+  for (const std::string preset : {"tiny", "small"}) {
+    for (const std::int64_t size : {32, 64}) {
+      const std::string name = "gemini_pretrain/" + preset + "/" + std::to_string(size);
+      benchmark::RegisterBenchmark(name.c_str(),
+                                   [=](benchmark::State& s) { geminiPretrain(s, preset, size); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+  }
   for (const std::string preset : {"tiny", "small"}) {
     for (const std::string stage : {"coarse", "2d", "3dpart", "end2end"}) {
       const std::int64_t size = 64; // coarse: multiples of 64 (2x down-sampling)

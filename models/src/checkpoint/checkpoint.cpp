@@ -86,6 +86,10 @@ AnyNet makeNet(const ModelOptions& options) {
           return DenseUNet2d(static_cast<const DenseUNetOptions&>(o));
         } else if constexpr (std::is_same_v<T, DenseUNet3dOptions>) {
           return DenseUNet3d(static_cast<const DenseUNetOptions&>(o));
+        } else if constexpr (std::is_same_v<T, GeminiOptions>) {
+          return GeminiNet(o);
+        } else if constexpr (std::is_same_v<T, GeminiUNetOptions>) {
+          return GeminiUNet(o);
         } else {
           return CoarseLiverNet(o);
         }

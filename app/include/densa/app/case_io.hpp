@@ -30,6 +30,10 @@ struct LoadedCase {
 [[nodiscard]] LoadedCase loadCase(const CaseInput& c,
                                   const io::DicomLoadOptions& dicomOptions = {});
 
+/// Reads the CT at `path`: an image file, or a DICOM file or folder tree (its series chosen by
+/// io::selectSeries' rules). Same conversions and errors as loadCase.
+[[nodiscard]] LoadedCase loadCtPath(const std::filesystem::path& path);
+
 /// Reads a label map (0 background, 1 liver, 2 tumour) from an image file. `map` ("5:1,6:2")
 /// names the values to keep and what they become; every value it does not name is background (so
 /// a multi-organ map such as TotalSegmentator's gives its liver with "5:1", and its spleen, 1,

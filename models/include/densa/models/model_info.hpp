@@ -34,7 +34,11 @@ struct PresetInfo {
 };
 
 /// Architectures `densa model info` knows: "hdenseunet", "dense-unet-2d", "dense-unet-3d",
-/// "coarse-liver".
+/// "coarse-liver", "gemini", "gemini-unet". GEMINI's sub-networks are "backbone", "deformer",
+/// "res_head" and "seg_head" (those present), each costed for one forward pass (a pretraining
+/// iteration runs the backbone three times, the deformer twice and the restoration head once).
+/// A 3D GEMINI is costed on the 8 x 512 x 512 window (the backbone's zero-padding to 16 slices
+/// included), a 2D one per 512 x 512 slice.
 [[nodiscard]] std::vector<std::string> modelInfoArchitectures();
 
 /// The preset table of an architecture ("h-dense-unet" is accepted for "hdenseunet"); all presets
@@ -59,6 +63,22 @@ struct HDenseUNetCost {
   CostEstimate net3d;
   CostEstimate fusion;
 };
+
+/// GEMINI's sub-networks on one input of spatial size {H, W} or {D, H, W} (batch 1): the
+/// backbone on the input zero-padded to multiples of 16, the deformer on the features padded to
+/// multiples of 4, the heads at the input size. Absent heads cost nothing.
+struct GeminiCost {
+  CostEstimate backbone;
+  CostEstimate deformer;
+  CostEstimate restorationHead;
+  CostEstimate segmentationHead;
+};
+
+[[nodiscard]] GeminiCost geminiCost(const GeminiOptions& options,
+                                    const std::vector<std::int64_t>& spatial);
+/// The transfer model: backbone and segmentation head (deformer and restoration head zero).
+[[nodiscard]] GeminiCost geminiUNetCost(const GeminiUNetOptions& options,
+                                        const std::vector<std::int64_t>& spatial);
 
 [[nodiscard]] HDenseUNetCost hDenseUNetCost(const HDenseUNetOptions& options,
                                             std::int64_t depth,

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// Architecture options and presets of the H-DenseUNet family (methods-spec §1.5-§1.8). This header
-// pulls in no LibTorch header.
+// Architecture options and presets of the H-DenseUNet family (methods-spec §1.5-§1.8) and the
+// registry of every architecture (GEMINI's options are in gemini_options.hpp). This header pulls
+// in no LibTorch header.
+
+#include "densa/models/gemini_options.hpp"
 
 #include <string>
 #include <string_view>
@@ -71,10 +74,15 @@ struct CoarseLiverOptions {
 };
 
 /// Every architecture the registry can build; the checkpoint's model card names one.
-using ModelOptions =
-    std::variant<HDenseUNetOptions, DenseUNet2dOptions, DenseUNet3dOptions, CoarseLiverOptions>;
+using ModelOptions = std::variant<HDenseUNetOptions,
+                                  DenseUNet2dOptions,
+                                  DenseUNet3dOptions,
+                                  CoarseLiverOptions,
+                                  GeminiOptions,
+                                  GeminiUNetOptions>;
 
-/// Registry id of the options' architecture ("hdenseunet", "dense-unet-2d", ...).
+/// Registry id of the options' architecture ("hdenseunet", "dense-unet-2d", ..., "gemini",
+/// "gemini-unet").
 [[nodiscard]] std::string_view architectureId(const ModelOptions& options);
 
 /// Names of the presets, smallest last: "paper", "small", "tiny".
@@ -91,7 +99,8 @@ using ModelOptions =
 /// Coarse liver network preset ("paper" = "small": the small 2D DenseUNet, 2 classes, 2x down).
 [[nodiscard]] CoarseLiverOptions coarseLiverPreset(std::string_view preset);
 
-/// Options of any architecture by registry id and preset (throws ModelError).
+/// Options of any architecture by registry id and preset (throws ModelError). Registry ids:
+/// hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini, gemini-unet.
 [[nodiscard]] ModelOptions modelPreset(std::string_view architecture, std::string_view preset);
 
 /// Throws ModelError when the options cannot form the fixed topology (block/decoder counts,

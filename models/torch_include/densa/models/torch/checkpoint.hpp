@@ -6,6 +6,7 @@
 
 #include "densa/models/model_card.hpp"
 #include "densa/models/torch/dense_unet.hpp"
+#include "densa/models/torch/gemini.hpp"
 #include "densa/models/torch/h_dense_unet.hpp"
 
 #include <torch/nn/module.h>
@@ -20,7 +21,8 @@
 namespace densa::models {
 
 /// Any network the registry builds.
-using AnyNet = std::variant<HDenseUNet, DenseUNet2d, DenseUNet3d, CoarseLiverNet>;
+using AnyNet =
+    std::variant<HDenseUNet, DenseUNet2d, DenseUNet3d, CoarseLiverNet, GeminiNet, GeminiUNet>;
 
 /// Registry: a freshly initialised network of the architecture the options name.
 [[nodiscard]] AnyNet makeNet(const ModelOptions& options);

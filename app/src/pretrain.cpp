@@ -1,0 +1,598 @@
+// SPDX-License-Identifier: Apache-2.0
+// `densa pretrain gemini` (methods-spec §2.6-§2.7) and `densa register` (§2.8).
+#include "densa/app/pretrain.hpp"
+
+#include "densa/app/case_io.hpp"
+#include "densa/app/cases.hpp"
+#include "densa/app/datasets.hpp"
+#include "densa/app/exit_codes.hpp"
+#include "densa/build_info.hpp"
+#include "densa/core/error.hpp"
+#include "densa/core/orient.hpp"
+#include "densa/core/resample.hpp"
+#include "densa/io/atomic_file.hpp"
+#include "densa/io/png.hpp"
+#include "densa/models/model_card.hpp"
+#include "densa/models/runtime.hpp"
+#include "densa/models/torch/checkpoint.hpp"
+#include "densa/models/torch/distributed.hpp"
+#include "densa/models/torch/gemini.hpp"
+#include "densa/models/torch/gemini_losses.hpp"
+#include "densa/models/torch/gemini_ops.hpp"
+
+#include "pretrain_data.hpp"
+#include "progress.hpp"
+#include "svg_chart.hpp"
+
+#include <torch/optim/adam.h>
+#include <torch/serialize.h>
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <fstream>
+#include <future>
+#include <iomanip>
+#include <numbers>
+#include <random>
+#include <sstream>
+
+namespace densa::app {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string mm(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+template <typename T>
+T as(const YAML::Node& node, const std::string& key) {
+  try {
+    return node.as<T>();
+  } catch (const YAML::Exception&) {
+    throw core::InvalidArgument("config key '" + key + "': bad value '" + YAML::Dump(node) + "'");
+  }
+}
+
+void applyKey(PretrainConfig& c, const std::string& key, const YAML::Node& v) {
+  if (key == "datasets") {
+    c.datasets.clear();
+    if (v.IsSequence()) {
+      for (const auto& d : v) {
+        c.datasets.emplace_back(as<std::string>(d.IsMap() ? d["path"] : d, "datasets.path"));
+      }
+    } else {
+      c.datasets.emplace_back(as<std::string>(v, key));
+    }
+  } else if (key == "variant") {
+    c.variant = as<std::string>(v, key);
+    if (c.variant != "mip") {
+      throw core::InvalidArgument("config key 'variant': only 'mip' is available, got '" +
+                                  c.variant + "'");
+    }
+  } else if (key == "preset") {
+    c.preset = as<std::string>(v, key);
+  } else if (key == "crop_size") {
+    c.cropSize = as<int>(v, key);
+  } else if (key == "spacing_mm") {
+    c.spacingMm = as<double>(v, key);
+  } else if (key == "hu_min") {
+    c.huMin = as<double>(v, key);
+  } else if (key == "hu_max") {
+    c.huMax = as<double>(v, key);
+  } else if (key == "rotation_degrees") {
+    c.rotationDegrees = as<double>(v, key);
+  } else if (key == "scale_min") {
+    c.scaleMin = as<double>(v, key);
+  } else if (key == "scale_max") {
+    c.scaleMax = as<double>(v, key);
+  } else if (key == "diffeomorphic") {
+    c.diffeomorphic = as<bool>(v, key);
+  } else if (key == "steps") {
+    c.steps = as<std::int64_t>(v, key);
+  } else if (key == "learning_rate") {
+    c.learningRate = as<double>(v, key);
+  } else if (key == "seed") {
+    c.seed = as<std::uint64_t>(v, key);
+  } else if (key == "log_every") {
+    c.logEvery = as<std::int64_t>(v, key);
+  } else if (key == "checkpoint_every") {
+    c.checkpointEvery = as<std::int64_t>(v, key);
+  } else if (key == "workers") {
+    c.workers = as<int>(v, key);
+  } else if (key == "threads") {
+    c.threads = as<int>(v, key);
+  } else if (key == "device") {
+    c.device = as<std::string>(v, key);
+  } else {
+    throw core::InvalidArgument("unknown config key '" + key + "'");
+  }
+}
+
+std::string toYaml(const PretrainConfig& c) {
+  YAML::Emitter e;
+  e << YAML::BeginMap << YAML::Key << "datasets" << YAML::Value << YAML::BeginSeq;
+  for (const auto& d : c.datasets) {
+    e << YAML::BeginMap << YAML::Key << "path" << YAML::Value << d.string() << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+  e << YAML::Key << "variant" << YAML::Value << c.variant << YAML::Key << "preset" << YAML::Value
+    << c.preset << YAML::Key << "crop_size" << YAML::Value << c.cropSize << YAML::Key
+    << "spacing_mm" << YAML::Value << c.spacingMm << YAML::Key << "hu_min" << YAML::Value << c.huMin
+    << YAML::Key << "hu_max" << YAML::Value << c.huMax << YAML::Key << "rotation_degrees"
+    << YAML::Value << c.rotationDegrees << YAML::Key << "scale_min" << YAML::Value << c.scaleMin
+    << YAML::Key << "scale_max" << YAML::Value << c.scaleMax << YAML::Key << "diffeomorphic"
+    << YAML::Value << c.diffeomorphic << YAML::Key << "steps" << YAML::Value << c.steps << YAML::Key
+    << "learning_rate" << YAML::Value << c.learningRate << YAML::Key << "seed" << YAML::Value
+    << c.seed << YAML::Key << "log_every" << YAML::Value << c.logEvery << YAML::Key
+    << "checkpoint_every" << YAML::Value << c.checkpointEvery << YAML::Key << "workers"
+    << YAML::Value << c.workers << YAML::Key << "threads" << YAML::Value << c.threads << YAML::Key
+    << "device" << YAML::Value << c.device << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pairs
+
+struct Pair {
+  torch::Tensor a;         ///< [1, 1, S, S, S] in [0, 1], after the shared spatial transform
+  torch::Tensor b;         ///< a different volume, same transform
+  torch::Tensor corrupted; ///< Ã: a with the appearance corruption
+};
+
+/// A crop of `size`³ at a random position (zero-padded where the volume is smaller); crops that
+/// are mostly air are redrawn a few times.
+torch::Tensor randomCrop(const torch::Tensor& volume, int size, std::mt19937_64& rng) {
+  const auto d = volume.size(2);
+  const auto h = volume.size(3);
+  const auto w = volume.size(4);
+  torch::Tensor best;
+  double bestMean = -1;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    auto pick = [&](std::int64_t n) {
+      return n > size ? static_cast<std::int64_t>(models::uniform01(rng) *
+                                                  static_cast<double>(n - size + 1))
+                      : 0;
+    };
+    const std::int64_t z = pick(d);
+    const std::int64_t y = pick(h);
+    const std::int64_t x = pick(w);
+    torch::Tensor crop = torch::zeros({1, 1, size, size, size});
+    const auto cz = std::min<std::int64_t>(size, d - z);
+    const auto cy = std::min<std::int64_t>(size, h - y);
+    const auto cx = std::min<std::int64_t>(size, w - x);
+    crop.narrow(2, 0, cz).narrow(3, 0, cy).narrow(4, 0, cx).copy_(
+        volume.narrow(2, z, cz).narrow(3, y, cy).narrow(4, x, cx));
+    const double mean = crop.mean().item<double>();
+    if (mean > bestMean) {
+      bestMean = mean;
+      best = crop;
+    }
+    if (mean > 0.15) {
+      break;
+    }
+  }
+  return best;
+}
+
+Pair samplePair(const std::vector<PretrainVolume>& volumes,
+                const PretrainConfig& c,
+                std::int64_t step,
+                int rank) {
+  // A pure function of (seed, step, rank): an exact resume replays the same pairs.
+  std::seed_seq seq{static_cast<std::uint64_t>(c.seed),
+                    static_cast<std::uint64_t>(step),
+                    static_cast<std::uint64_t>(rank),
+                    std::uint64_t{0x47454d49}};
+  std::mt19937_64 rng(seq);
+  const std::size_t n = volumes.size();
+  const auto ia = static_cast<std::size_t>(models::uniform01(rng) * static_cast<double>(n)) % n;
+  std::size_t ib = ia;
+  if (n > 1) { // two different subjects (§2.7)
+    ib = (ia + 1 + static_cast<std::size_t>(models::uniform01(rng) * static_cast<double>(n - 1))) %
+         n;
+  }
+  Pair p;
+  auto a = randomCrop(volumes[ia].image, c.cropSize, rng);
+  auto b = randomCrop(volumes[ib].image, c.cropSize, rng);
+  models::RandomAffineOptions affine;
+  affine.maxRotation = c.rotationDegrees * std::numbers::pi / 180.0;
+  affine.minScale = c.scaleMin;
+  affine.maxScale = c.scaleMax;
+  const auto field = models::randomAffineField({c.cropSize, c.cropSize, c.cropSize}, rng, affine);
+  p.a = models::warp(a, field);
+  p.b = models::warp(b, field);
+  p.corrupted = models::corruptAppearance(p.a, rng);
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run folder
+
+const char* kMetricsHeader =
+    "step,loss,gvs,gss,smooth,restoration,pairs_per_second,folding_percent\n";
+
+std::vector<std::vector<double>> readMetrics(const fs::path& file) {
+  std::vector<std::vector<double>> rows;
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::stringstream ls(line);
+    std::string f;
+    std::vector<double> row;
+    while (std::getline(ls, f, ',')) {
+      row.push_back(f.empty() ? 0.0 : std::stod(f));
+    }
+    if (row.size() == 8) {
+      rows.push_back(row);
+    }
+  }
+  return rows;
+}
+
+/// Grey panels side by side: the middle axial slice of each [1, 1, D, H, W] tensor in [0, 1].
+void writePairPng(const fs::path& file, const std::vector<torch::Tensor>& panels) {
+  const auto h = static_cast<std::size_t>(panels.front().size(3));
+  const auto w = static_cast<std::size_t>(panels.front().size(4));
+  const std::size_t gap = 4;
+  const std::size_t width = panels.size() * w + (panels.size() - 1) * gap;
+  std::vector<std::uint8_t> rgb(width * h * 3, 255);
+  for (std::size_t p = 0; p < panels.size(); ++p) {
+    const auto slice = panels[p]
+                           .detach()
+                           .to(torch::kCPU)
+                           .select(2, panels[p].size(2) / 2)
+                           .reshape({static_cast<std::int64_t>(h), static_cast<std::int64_t>(w)})
+                           .clamp(0, 1)
+                           .contiguous();
+    const float* v = slice.data_ptr<float>();
+    for (std::size_t y = 0; y < h; ++y) {
+      for (std::size_t x = 0; x < w; ++x) {
+        const auto g = static_cast<std::uint8_t>(std::lround(v[y * w + x] * 255));
+        const std::size_t o = (y * width + p * (w + gap) + x) * 3;
+        rgb[o] = rgb[o + 1] = rgb[o + 2] = g;
+      }
+    }
+  }
+  io::writePngRgb(file, width, h, rgb);
+}
+
+void writeReport(const fs::path& run, const PretrainConfig& c, const std::string& note) {
+  const auto rows = readMetrics(run / "metrics.csv");
+  std::vector<std::pair<double, double>> loss, gvs, gss, smooth, res, folding;
+  for (const auto& r : rows) {
+    loss.emplace_back(r[0], r[1]);
+    gvs.emplace_back(r[0], r[2]);
+    gss.emplace_back(r[0], r[3]);
+    smooth.emplace_back(r[0], r[4]);
+    res.emplace_back(r[0], r[5]);
+    folding.emplace_back(r[0], r[7]);
+  }
+  std::ostringstream html;
+  html << "<!doctype html><html><head><meta charset='utf-8'><title>Densa GEMINI pretraining</title>"
+       << "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}pre{background:#f4f4f4;"
+          "padding:1em}figure{display:inline-block;margin:1em}</style></head><body>"
+       << "<h1>GEMINI pretraining (" << c.variant << ", " << c.preset << ")</h1><p>" << rows.size()
+       << " logged steps. " << note << "</p>"
+       << svgChart("L_GEMINI = 1.0·GVS + 0.8·GSS + 0.4·smooth", loss, "total")
+       << svgChart("GVS (masked local NCC) and GSS (masked cosine)", gvs, "GVS", gss, "GSS")
+       << svgChart("Smoothness of the fields", smooth, "smooth")
+       << svgChart("Restoration (100·MSE)", res, "restoration")
+       << svgChart("Folding voxels of φ_AB (|J| ≤ 0), %", folding, "folding %");
+  if (fs::exists(run / "pair.png")) {
+    html << "<h2>Last logged pair (middle axial slice)</h2><p>A, B, A warped onto B by φ_AB, "
+            "Ã (corrupted A), restored A</p><img src='pair.png' style='max-width:100%'>";
+  }
+  html << "<h2>Configuration</h2><pre>" << toYaml(c)
+       << "</pre><p>Files: metrics.csv, train.log, last.densa (a <code>gemini</code> checkpoint: "
+          "<code>densa register</code>, transfer), state.pt (resume with <code>densa pretrain "
+          "gemini --resume "
+       << run.string() << "</code>).</p></body></html>\n";
+  io::writeTextAtomically(run / "report.html", html.str());
+}
+
+} // namespace
+
+PretrainConfig loadPretrainConfig(const fs::path& file, const std::vector<std::string>& overrides) {
+  PretrainConfig c;
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file.string());
+  } catch (const YAML::BadFile&) {
+    throw core::InputError(file, "cannot be read");
+  } catch (const YAML::Exception& e) {
+    throw core::InputError(file, std::string("is not valid YAML: ") + e.what());
+  }
+  if (!root.IsMap()) {
+    throw core::InputError(file, "a pretraining config must be a YAML mapping");
+  }
+  for (const auto& kv : root) {
+    applyKey(c, kv.first.as<std::string>(), kv.second);
+  }
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos) {
+      throw core::InvalidArgument("override '" + o + "': expected key=value");
+    }
+    applyKey(c, o.substr(0, eq), YAML::Load(o.substr(eq + 1)));
+  }
+  for (auto& d : c.datasets) {
+    if (d.is_relative() && !fs::exists(d)) {
+      d = file.parent_path() / d;
+    }
+  }
+  if (c.datasets.empty()) {
+    throw core::InvalidArgument("config " + file.string() + ": no datasets");
+  }
+  if (c.steps <= 0 || c.cropSize < 16 || c.cropSize % 16 != 0 || c.spacingMm <= 0 ||
+      c.huMax <= c.huMin || c.scaleMin <= 0 || c.scaleMax < c.scaleMin || c.logEvery <= 0 ||
+      c.checkpointEvery <= 0) {
+    throw core::InvalidArgument("config: steps > 0, crop_size a multiple of 16, spacing_mm > 0, "
+                                "hu_max > hu_min, 0 < scale_min <= scale_max, log_every and "
+                                "checkpoint_every > 0");
+  }
+  return c;
+}
+
+int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream& err) {
+  fs::path run = command.runDir;
+  PretrainConfig c;
+  if (command.resume) {
+    run = *command.resume;
+    c = loadPretrainConfig(run / "config.yaml", command.overrides);
+  } else {
+    if (!command.config) {
+      throw core::InvalidArgument("densa pretrain gemini needs --config FILE (or --resume RUN)");
+    }
+    c = loadPretrainConfig(*command.config, command.overrides);
+    if (run.empty()) {
+      run = fs::path("runs") / ("gemini-" + command.config->stem().string());
+    }
+  }
+  models::setThreads(c.threads);
+  const torch::Device device(models::resolveDevice(c.device));
+  const auto distributed = models::DistributedContext::fromEnvironment(device);
+  const int rank = distributed ? distributed->rank() : 0;
+  const int world = distributed ? distributed->worldSize() : 1;
+  const bool main = rank == 0;
+  fs::create_directories(run);
+  std::ofstream log;
+  if (main) {
+    log.open(run / "train.log", std::ios::app);
+    if (!command.resume) {
+      io::writeTextAtomically(run / "config.yaml", toYaml(c));
+    }
+  }
+  auto say = [&](const std::string& line) {
+    if (main) {
+      out << line << "\n";
+      log << line << "\n";
+      log.flush();
+    }
+  };
+  say("densa " + std::string(build::kVersion) + " (git " + build::kGitHash +
+      ") pretrain gemini: " + run.string());
+
+  // Data: every volume resampled to the isotropic spacing and scaled to [0, 1] once.
+  const PretrainPreprocessing pre{c.spacingMm, c.huMin, c.huMax};
+  std::vector<PretrainVolume> volumes = loadPretrainVolumes(c.datasets, pre, err);
+  if (volumes.empty()) {
+    throw core::InputError(c.datasets.front(), "holds no CT volume to pretrain on");
+  }
+  say(std::to_string(volumes.size()) + " volume(s) at " + mm(c.spacingMm) + " mm; crops of " +
+      std::to_string(c.cropSize) + "³ voxels; " + c.preset + " preset on " + device.str() +
+      (world > 1 ? "; data-parallel rank " + std::to_string(rank) + " of " + std::to_string(world) +
+                       " (" + distributed->backend() + ")"
+                 : std::string()));
+  if (volumes.size() == 1) {
+    say("warning: one volume only: pairs are two crops of the same subject, not two subjects");
+  }
+
+  // Network, card and optimiser.
+  models::ModelCard card = models::makeModelCard("gemini", c.preset);
+  auto& options = std::get<models::GeminiOptions>(card.options);
+  options.diffeomorphic = c.diffeomorphic;
+  card.preprocessing.huMin = c.huMin;
+  card.preprocessing.huMax = c.huMax;
+  card.preprocessing.intensityOffset = 0;
+  card.preprocessing.spacingPolicy = "isotropic " + mm(c.spacingMm) +
+                                     " mm; HU window "
+                                     "scaled to [0, 1]";
+  card.provenance.densaVersion = build::kVersion;
+  card.provenance.gitSha = build::kGitHash;
+  card.provenance.trainingStage = "gemini-" + c.variant;
+  card.provenance.trainingData = std::to_string(volumes.size()) + " unlabelled CT volume(s)";
+  torch::manual_seed(c.seed);
+  models::AnyNet any = models::makeNet(card.options);
+  models::GeminiNet& net = std::get<models::GeminiNet>(any);
+  net->to(device);
+  net->train();
+  torch::optim::Adam optimizer(net->parameters(), torch::optim::AdamOptions(c.learningRate));
+  const fs::path stateFile =
+      run / (world > 1 ? "state-rank" + std::to_string(rank) + ".pt" : std::string("state.pt"));
+  std::int64_t step = 0;
+  if (command.resume) {
+    if (!fs::exists(stateFile)) {
+      throw core::InputError(run, "holds no " + stateFile.filename().string() + " to resume from");
+    }
+    torch::serialize::InputArchive archive;
+    archive.load_from(stateFile.string(), device);
+    torch::serialize::InputArchive model;
+    torch::serialize::InputArchive adam;
+    archive.read("model", model);
+    archive.read("optimizer", adam);
+    net->load(model);
+    optimizer.load(adam);
+    torch::Tensor s;
+    archive.read("step", s);
+    step = s.item<std::int64_t>();
+    say("resumed at step " + std::to_string(step));
+  } else if (distributed) {
+    std::vector<torch::Tensor> params;
+    for (auto& p : net->parameters()) {
+      params.push_back(p.data());
+    }
+    distributed->broadcast(params, 0);
+  }
+  if (main && (!fs::exists(run / "metrics.csv") || !command.resume)) {
+    io::writeTextAtomically(run / "metrics.csv", kMetricsHeader);
+  }
+
+  auto saveState = [&] {
+    torch::serialize::OutputArchive archive;
+    torch::serialize::OutputArchive model;
+    torch::serialize::OutputArchive adam;
+    net->save(model);
+    optimizer.save(adam);
+    archive.write("model", model);
+    archive.write("optimizer", adam);
+    archive.write("step", torch::tensor(step, torch::kInt64));
+    io::writeAtomically(stateFile, [&](const fs::path& tmp) { archive.save_to(tmp.string()); });
+    if (main) {
+      models::saveCheckpoint(any, card, run / "last.densa");
+    }
+  };
+
+  // Gradients are reset to "none" after each step (PyTorch 2's zero_grad default, which the
+  // reference runs on): a parameter without a gradient in the next step (the restoration head in
+  // the alignment step, the deformer in the restoration step) is then skipped by Adam instead of
+  // taking a momentum-only step on a zero gradient. This also makes a resumed run exact.
+  auto clearGradients = [&] {
+    for (auto& p : net->parameters()) {
+      p.mutable_grad() = torch::Tensor();
+    }
+  };
+  // One optimiser step on `loss`, skipped on every rank when any rank's loss is not finite;
+  // gradients averaged across ranks.
+  auto optimise = [&](const torch::Tensor& loss) {
+    float finite = std::isfinite(loss.item<double>()) ? 1.0F : 0.0F;
+    if (distributed) {
+      auto f = torch::tensor({finite});
+      distributed->allReduceMean({f});
+      finite = f.item<float>();
+    }
+    if (finite < 1.0F) {
+      clearGradients();
+      return false;
+    }
+    loss.backward();
+    if (distributed) {
+      std::vector<torch::Tensor> grads;
+      for (auto& p : net->parameters()) {
+        if (p.grad().defined()) {
+          grads.push_back(p.grad());
+        }
+      }
+      distributed->allReduceMean(grads);
+    }
+    optimizer.step();
+    clearGradients();
+    return true;
+  };
+
+  std::deque<std::future<Pair>> ahead;
+  std::int64_t queued = step;
+  auto refill = [&] {
+    while (static_cast<int>(ahead.size()) < std::max(1, c.workers) && queued < c.steps) {
+      ahead.push_back(std::async(
+          std::launch::async, samplePair, std::cref(volumes), std::cref(c), queued, rank));
+      ++queued;
+    }
+  };
+  refill();
+  Progress progress("pretraining", err);
+  std::array<double, 5> sums{};
+  std::int64_t count = 0;
+  std::int64_t skipped = 0;
+  auto windowStart = Clock::now();
+  while (step < c.steps) {
+    Pair pair = ahead.front().get();
+    ahead.pop_front();
+    refill();
+    const auto a = pair.a.to(device);
+    const auto b = pair.b.to(device);
+    // Step 1: the alignment objective L_GEMINI (GVS + GSS + smoothness).
+    const models::GeminiAlignmentLoss l = models::geminiAlignmentLoss(net, a, b);
+    const double total = l.total.item<double>();
+    const double gvs = l.gvs.item<double>();
+    const double gss = l.gss.item<double>();
+    const double smooth = l.smooth.item<double>();
+    skipped += optimise(l.total) ? 0 : 1;
+    const torch::Tensor flowAB = l.flowAB.detach();
+    // Step 2 (a second Adam step in the same iteration, as the reference): self-restoration.
+    const torch::Tensor restored = net->restore(pair.corrupted.to(device));
+    const torch::Tensor lres = models::restorationLoss(restored, a);
+    const double res = lres.item<double>();
+    skipped += optimise(lres) ? 0 : 1;
+    ++step;
+    sums[0] += total;
+    sums[1] += gvs;
+    sums[2] += gss;
+    sums[3] += smooth;
+    sums[4] += res;
+    ++count;
+    progress.update(static_cast<std::size_t>(step), static_cast<std::size_t>(c.steps));
+    if (main && (step % c.logEvery == 0 || step == c.steps)) {
+      const double seconds = std::chrono::duration<double>(Clock::now() - windowStart).count();
+      const models::JacobianStats jac = models::jacobianStats(flowAB.to(torch::kCPU));
+      std::ostringstream row;
+      row << step << "," << sums[0] / count << "," << sums[1] / count << "," << sums[2] / count
+          << "," << sums[3] / count << "," << sums[4] / count << ","
+          << static_cast<double>(count * world) / std::max(seconds, 1e-9) << ","
+          << 100.0 * jac.foldingFraction << "\n";
+      {
+        std::ofstream csv(run / "metrics.csv", std::ios::app);
+        csv << row.str();
+      }
+      std::ostringstream line;
+      line << std::setprecision(4) << "step " << step << "/" << c.steps << "  loss "
+           << sums[0] / count << " (GVS " << sums[1] / count << ", GSS " << sums[2] / count
+           << ", smooth " << sums[3] / count << ")  restoration " << sums[4] / count << "  folding "
+           << 100.0 * jac.foldingFraction << " %";
+      if (skipped > 0) {
+        line << "  (" << skipped << " non-finite step(s) skipped)";
+      }
+      if (progress.interactive()) {
+        log << line.str() << "\n";
+      } else {
+        say(line.str());
+      }
+      {
+        torch::NoGradGuard noGrad;
+        writePairPng(run / "pair.png",
+                     {pair.a,
+                      pair.b,
+                      models::warp(a, flowAB).to(torch::kCPU),
+                      pair.corrupted,
+                      restored.detach().to(torch::kCPU)});
+      }
+      sums = {};
+      count = 0;
+      windowStart = Clock::now();
+    }
+    if (step % c.checkpointEvery == 0 || step == c.steps) {
+      saveState();
+      if (main) {
+        writeReport(run, c, "Last checkpoint at step " + std::to_string(step) + ".");
+      }
+    }
+  }
+  for (auto& f : ahead) {
+    f.wait();
+  }
+  progress.finish();
+  if (distributed) {
+    distributed->barrier();
+  }
+  say("done: " + (run / "last.densa").string() + ", report " + (run / "report.html").string());
+  return kExitOk;
+}
+
+} // namespace densa::app

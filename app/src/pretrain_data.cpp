@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "pretrain_data.hpp"
+
+#include "densa/app/case_io.hpp"
+#include "densa/app/cases.hpp"
+#include "densa/app/datasets.hpp"
+#include "densa/core/error.hpp"
+#include "densa/core/orient.hpp"
+
+#include <cmath>
+#include <ostream>
+
+namespace densa::app {
+
+namespace fs = std::filesystem;
+
+core::Grid isotropicGrid(const core::Grid& grid, double spacingMm) {
+  core::Grid out = grid;
+  for (std::size_t a = 0; a < 3; ++a) {
+    const double extent = static_cast<double>(grid.size[a] - 1) * grid.geometry.spacing[a];
+    out.size[a] = static_cast<std::size_t>(std::floor(extent / spacingMm + 1e-6)) + 1;
+    out.geometry.spacing[a] = spacingMm;
+  }
+  return out;
+}
+
+core::Volume<float> toIsotropicAxial(const core::Volume<std::int16_t>& ct, double spacingMm) {
+  const core::AxisPermutation p = core::permutationToAxial(ct.geometry().direction);
+  core::Volume<float> axial = core::toFloat(core::AnyVolume(core::permuteAxes(ct, p)));
+  return core::resampleOnto(
+      axial, isotropicGrid(core::gridOf(axial), spacingMm), core::Interpolation::Linear, -1024.0F);
+}
+
+torch::Tensor toTensor(const core::Volume<float>& volume) {
+  const auto& s = volume.size();
+  return torch::from_blob(const_cast<float*>(volume.data()),
+                          {1,
+                           1,
+                           static_cast<std::int64_t>(s[2]),
+                           static_cast<std::int64_t>(s[1]),
+                           static_cast<std::int64_t>(s[0])},
+                          torch::kFloat32)
+      .clone();
+}
+
+torch::Tensor scaleWindow(const torch::Tensor& hu, double huMin, double huMax) {
+  return ((hu - huMin) / (huMax - huMin)).clamp(0, 1);
+}
+
+core::Volume<float> fromTensor(const torch::Tensor& t, const core::Grid& grid) {
+  const auto c = t.detach().to(torch::kCPU).to(torch::kFloat32).contiguous();
+  if (static_cast<std::size_t>(c.numel()) != grid.size[0] * grid.size[1] * grid.size[2]) {
+    throw core::InternalError("tensor size does not match its grid");
+  }
+  std::vector<float> voxels(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  return {grid.size, grid.geometry, std::move(voxels)};
+}
+
+std::vector<PretrainVolume> loadPretrainVolumes(const std::vector<fs::path>& datasets,
+                                                const PretrainPreprocessing& pre,
+                                                std::ostream& err) {
+  std::vector<CaseInput> inputs;
+  for (const auto& path : datasets) {
+    bool layout = false;
+    if (fs::is_directory(path)) {
+      try {
+        const Dataset d = readDataset(path); // LiTS, Decathlon, phantoms: their images
+        for (const auto& lc : d.cases) {
+          const CaseList images = discoverCases(lc.image);
+          for (const auto& c : images.cases) {
+            CaseInput ci = c;
+            ci.id = lc.id;
+            inputs.push_back(ci);
+          }
+        }
+        layout = true;
+      } catch (const core::Error&) {
+        layout = false; // not a labelled layout: any CT under the tree
+      }
+    }
+    if (!layout) {
+      const CaseList list = discoverCases(path);
+      inputs.insert(inputs.end(), list.cases.begin(), list.cases.end());
+    }
+  }
+  std::vector<PretrainVolume> out;
+  for (const auto& input : inputs) {
+    try {
+      const LoadedCase loaded = loadCase(input);
+      const core::Volume<float> iso = toIsotropicAxial(loaded.ct, pre.spacingMm);
+      out.push_back({input.id, scaleWindow(toTensor(iso), pre.huMin, pre.huMax)});
+    } catch (const std::exception& e) {
+      err << "densa: skipping " << input.path.string() << ": " << e.what() << "\n";
+    }
+  }
+  return out;
+}
+
+} // namespace densa::app

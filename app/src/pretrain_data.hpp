@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Volumes for GEMINI pretraining and registration (private to app/): CT resampled to an isotropic
+// grid in the canonical axial orientation, the HU window scaled to [0, 1], as LibTorch tensors.
+
+#include "densa/core/resample.hpp"
+#include "densa/core/volume.hpp"
+
+#include <torch/types.h>
+
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace densa::app {
+
+struct PretrainPreprocessing {
+  double spacingMm = 2.0;
+  double huMin = -200;
+  double huMax = 300;
+};
+
+struct PretrainVolume {
+  std::string id;
+  torch::Tensor image; ///< [1, 1, D, H, W] float in [0, 1] (D along k)
+};
+
+/// The isotropic grid (spacing `spacingMm`) covering `grid`'s voxel centres, same origin and
+/// direction.
+[[nodiscard]] core::Grid isotropicGrid(const core::Grid& grid, double spacingMm);
+
+/// A CT (HU) re-indexed to axial (exactly) and resampled (linear) onto its isotropic grid.
+[[nodiscard]] core::Volume<float> toIsotropicAxial(const core::Volume<std::int16_t>& ct,
+                                                   double spacingMm);
+
+/// [1, 1, D, H, W] float tensor of a volume's voxels (no copy of the geometry).
+[[nodiscard]] torch::Tensor toTensor(const core::Volume<float>& volume);
+/// clamp((HU − huMin) / (huMax − huMin), 0, 1).
+[[nodiscard]] torch::Tensor scaleWindow(const torch::Tensor& hu, double huMin, double huMax);
+/// The voxels of a [1, 1, D, H, W] tensor on `grid`.
+[[nodiscard]] core::Volume<float> fromTensor(const torch::Tensor& t, const core::Grid& grid);
+
+/// Every CT volume of `datasets` (folder trees, dataset layouts, CSV lists), preprocessed.
+/// Volumes that cannot be read are reported on `err` and skipped.
+[[nodiscard]] std::vector<PretrainVolume> loadPretrainVolumes(
+    const std::vector<std::filesystem::path>& datasets,
+    const PretrainPreprocessing& pre,
+    std::ostream& err);
+
+} // namespace densa::app
