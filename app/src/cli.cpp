@@ -115,11 +115,15 @@ int runCli(int argc, char** argv) {
       ->required();
   segmentCmd->add_option("-o,--output", segment.output, "Output folder")->required();
   segmentCmd->add_option(
-      "--model", segment.model, "H-DenseUNet checkpoint (default: the bundled model)");
+      "--model",
+      segment.model,
+      "Segmentation checkpoint: H-DenseUNet ('hdenseunet') or GEMINI transfer ('gemini-unet') "
+      "(default: the bundled model)");
   segmentCmd->add_option(
       "--coarse-model",
       segment.coarseModel,
-      "Stage-0 coarse liver checkpoint (default: <model>.coarse.densa if present)");
+      "Stage-0 coarse liver checkpoint for H-DenseUNet (default: <model>.coarse.densa if "
+      "present)");
   segmentCmd->add_option("--device", segment.device, "cpu, cuda or cuda:N");
   segmentCmd->add_flag(
       "--continue", segment.resume, "Skip cases finished earlier with the same model");
@@ -132,12 +136,14 @@ int runCli(int argc, char** argv) {
   segmentCmd
       ->add_option("--liver-threshold",
                    segment.liverThreshold,
-                   "p(liver) threshold (model card default 0.5)")
+                   "p(liver) threshold (H-DenseUNet: model card default 0.5; GEMINI: argmax "
+                   "unless given)")
       ->check(CLI::Range(0.0, 1.0));
   segmentCmd
       ->add_option("--tumour-threshold",
                    segment.tumourThreshold,
-                   "p(tumour) threshold (model card default 0.9)")
+                   "p(tumour) threshold (H-DenseUNet: model card default 0.9; GEMINI: argmax "
+                   "unless given)")
       ->check(CLI::Range(0.0, 1.0));
   segmentCmd
       ->add_option("--min-lesion-ml",

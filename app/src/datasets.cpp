@@ -2,6 +2,7 @@
 #include "densa/app/datasets.hpp"
 
 #include "densa/core/error.hpp"
+#include "densa/core/hash.hpp"
 #include "densa/core/orient.hpp"
 #include "densa/core/resample.hpp"
 #include "densa/io/atomic_file.hpp"
@@ -212,12 +213,7 @@ TrainingVolume loadTrainingVolumeCached(const LabelledCase& c,
       key << a << ">" << b << ",";
     }
   }
-  std::uint64_t h = 1469598103934665603ULL;
-  for (const char ch : key.str()) {
-    h ^= static_cast<unsigned char>(ch);
-    h *= 1099511628211ULL;
-  }
-  const fs::path base = cacheDir / (c.id + "-" + std::to_string(h));
+  const fs::path base = cacheDir / (c.id + "-" + std::to_string(core::stableHash(key.str())));
   const fs::path ctFile = base.string() + ".ct.nii";
   const fs::path labelFile = base.string() + ".labels.nii";
   if (fs::exists(ctFile) && fs::exists(labelFile)) {
@@ -233,7 +229,11 @@ TrainingVolume loadTrainingVolumeCached(const LabelledCase& c,
   fs::create_directories(cacheDir);
   io::writeImage(v.ct, ctFile);
   io::writeImage(v.labels, labelFile);
-  return v;
+  // Return what the cache holds (NIfTI keeps geometry in float32), so that a run and its resume,
+  // which reads the cache, see bit-identical voxels and geometry.
+  return {c.id,
+          std::get<core::Volume<std::int16_t>>(io::readImage(ctFile)),
+          std::get<core::LabelMap>(io::readImage(labelFile))};
 }
 
 } // namespace densa::app

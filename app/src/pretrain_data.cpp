@@ -6,13 +6,27 @@
 #include "densa/app/datasets.hpp"
 #include "densa/core/error.hpp"
 #include "densa/core/orient.hpp"
+#include "densa/models/error.hpp"
 
 #include <cmath>
 #include <ostream>
+#include <regex>
 
 namespace densa::app {
 
 namespace fs = std::filesystem;
+
+double cardSpacing(const models::ModelCard& card, const fs::path& file) {
+  static const std::regex kSpacing(R"(isotropic ([0-9.]+) mm)");
+  std::smatch m;
+  if (!std::regex_search(card.preprocessing.spacingPolicy, m, kSpacing)) {
+    throw models::ModelError(file.string() + ": the model card's spacing policy '" +
+                             card.preprocessing.spacingPolicy +
+                             "' names no isotropic spacing (expected 'isotropic N mm; ...', as "
+                             "densa pretrain gemini writes)");
+  }
+  return std::stod(m[1].str());
+}
 
 core::Grid isotropicGrid(const core::Grid& grid, double spacingMm) {
   core::Grid out = grid;

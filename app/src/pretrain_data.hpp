@@ -5,6 +5,8 @@
 
 #include "densa/core/resample.hpp"
 #include "densa/core/volume.hpp"
+#include "densa/models/error.hpp"
+#include "densa/models/model_card.hpp"
 
 #include <torch/types.h>
 
@@ -25,6 +27,11 @@ struct PretrainVolume {
   std::string id;
   torch::Tensor image; ///< [1, 1, D, H, W] float in [0, 1] (D along k)
 };
+
+/// The isotropic spacing (mm) of a GEMINI card's spacing policy ("isotropic 2 mm; HU window ...",
+/// written by densa pretrain gemini). Throws models::ModelError naming `file` when the policy is
+/// not an isotropic spacing.
+[[nodiscard]] double cardSpacing(const models::ModelCard& card, const std::filesystem::path& file);
 
 /// The isotropic grid (spacing `spacingMm`) covering `grid`'s voxel centres, same origin and
 /// direction.

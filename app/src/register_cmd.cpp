@@ -22,7 +22,6 @@
 
 #include <chrono>
 #include <ostream>
-#include <regex>
 
 namespace densa::app {
 
@@ -33,18 +32,6 @@ namespace {
 
 double since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-/// The isotropic spacing a GEMINI card was pretrained at ("isotropic 2.000000 mm; ...").
-double cardSpacing(const models::ModelCard& card, const fs::path& file) {
-  static const std::regex kSpacing(R"(isotropic ([0-9.]+) mm)");
-  std::smatch m;
-  if (!std::regex_search(card.preprocessing.spacingPolicy, m, kSpacing)) {
-    throw models::ModelError(file.string() + ": the model card's spacing policy '" +
-                             card.preprocessing.spacingPolicy +
-                             "' is not an isotropic spacing (not a densa pretrain model?)");
-  }
-  return std::stod(m[1].str());
 }
 
 /// Dice of label ≥ 1 (the liver including its tumours) between two maps on one grid.

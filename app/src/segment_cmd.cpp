@@ -4,6 +4,7 @@
 #include "densa/app/commands.hpp"
 #include "densa/app/exit_codes.hpp"
 #include "densa/app/hdenseunet_segmenter.hpp"
+#include "densa/app/segmenters.hpp"
 
 #include <ostream>
 
@@ -17,7 +18,7 @@ int runSegment(const SegmentOptions& options, std::ostream& out, std::ostream& e
   segmenterOptions.liverThreshold = options.liverThreshold;
   segmenterOptions.tumourThreshold = options.tumourThreshold;
   segmenterOptions.minLesionMl = options.minLesionMl;
-  const auto segmenter = loadHDenseUNetSegmenter(model, segmenterOptions); // once for all cases
+  const auto segmenter = loadSegmenter(model, segmenterOptions); // once for all cases
 
   const CaseList cases = discoverCases(options.input, options.series);
   for (const auto& w : cases.warnings) {

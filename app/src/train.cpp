@@ -18,6 +18,7 @@
 
 #include "progress.hpp"
 #include "svg_chart.hpp"
+#include "train_gemini.hpp"
 
 #include <torch/nn/functional/upsampling.h>
 #include <torch/nn/functional/vision.h>
@@ -75,6 +76,11 @@ void applyKey(TrainConfig& c, const std::string& key, const YAML::Node& v) {
     c.datasets = {TrainDataset{as<std::string>(v, key), std::nullopt, false, false}};
   } else if (key == "architecture") {
     c.architecture = as<std::string>(v, key);
+    if (c.architecture != "hdenseunet" && c.architecture != "gemini-unet") {
+      throw core::InvalidArgument("config key 'architecture': expected hdenseunet or gemini-unet, "
+                                  "got '" +
+                                  c.architecture + "'");
+    }
   } else if (key == "preset") {
     c.preset = as<std::string>(v, key);
   } else if (key == "stage") {
@@ -135,6 +141,12 @@ void applyKey(TrainConfig& c, const std::string& key, const YAML::Node& v) {
     c.threads = as<int>(v, key);
   } else if (key == "device") {
     c.device = as<std::string>(v, key);
+  } else if (key == "spacing_mm") {
+    c.spacingMm = as<double>(v, key);
+  } else if (key == "hu_min") {
+    c.huMin = as<double>(v, key);
+  } else if (key == "hu_max") {
+    c.huMax = as<double>(v, key);
   } else if (key == "cache_dir") {
     c.cacheDir = as<std::string>(v, key);
   } else {
@@ -179,8 +191,10 @@ std::string toYaml(const TrainConfig& c) {
     << YAML::Key << "seed" << YAML::Value << c.seed << YAML::Key << "validate_every" << YAML::Value
     << c.validateEvery << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpointEvery
     << YAML::Key << "log_every" << YAML::Value << c.logEvery << YAML::Key << "workers"
-    << YAML::Value << c.workers << YAML::Key << "threads" << YAML::Value << c.threads << YAML::Key
-    << "device" << YAML::Value << c.device << YAML::EndMap;
+    << YAML::Value << c.workers << YAML::Key << "spacing_mm" << YAML::Value << c.spacingMm
+    << YAML::Key << "hu_min" << YAML::Value << c.huMin << YAML::Key << "hu_max" << YAML::Value
+    << c.huMax << YAML::Key << "threads" << YAML::Value << c.threads << YAML::Key << "device"
+    << YAML::Value << c.device << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }
 
@@ -520,6 +534,9 @@ int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) 
   io::writeTextAtomically(run / "config.yaml",
                           "# densa " + std::string(build::kVersion) + " (git " + build::kGitHash +
                               ")\n" + toYaml(c));
+  if (c.architecture == "gemini-unet") {
+    return runTrainGeminiUNet(command, c, run, out, err);
+  }
   models::setThreads(c.threads);
   const torch::Device device(models::resolveDevice(c.device));
   std::ofstream log(run / "train.log", std::ios::app);

@@ -4,6 +4,7 @@
 #include "densa/app/case_io.hpp"
 #include "densa/app/cases.hpp"
 #include "densa/app/hdenseunet_segmenter.hpp"
+#include "densa/app/segmenters.hpp"
 #include "densa/core/error.hpp"
 #include "densa/core/resample.hpp"
 #include "densa/gui/about.hpp"
@@ -632,7 +633,7 @@ bool MainWindow::segment() {
       app::SegmenterOptions options;
       options.device = device;
       options.minLesionMl = minLesion;
-      *segmenter = app::loadHDenseUNetSegmenter(file, options);
+      *segmenter = app::loadSegmenter(file, options);
     }
     progress(0);
     *result = (*segmenter)->segment(*ct, progress);

@@ -2,6 +2,7 @@
 #include "densa/app/pretrain.hpp"
 
 #include "densa/app/phantom.hpp"
+#include "densa/app/train.hpp"
 #include "densa/core/error.hpp"
 #include "densa/io/dicom_writer.hpp"
 #include "densa/io/image_file.hpp"
@@ -149,6 +150,75 @@ TEST(PretrainGemini, WritesARunFolderAndResumesExactly) {
   reg.model = tmp / "not-a-model.densa";
   std::ofstream(*reg.model) << "junk";
   EXPECT_THROW((void)runRegister(reg, out, err), models::ModelError);
+}
+
+TEST(TrainGeminiUNet, StartsFromAPretrainedBackboneAndResumesExactly) {
+  testing::TempDir tmp;
+  writePhantoms(tmp / "phantoms", 3);
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(runPretrain({.config = writeConfig(tmp.path(), "spacing_mm: 8\n"),
+                         .resume = std::nullopt,
+                         .runDir = tmp / "gemini",
+                         .overrides = {"steps=1"}},
+                        out,
+                        err),
+            0)
+      << err.str();
+  std::ofstream(tmp / "seg.yaml")
+      << "datasets:\n  - path: " << (tmp / "phantoms").string()
+      << "\narchitecture: gemini-unet\npreset: tiny\ninit_from: "
+      << (tmp / "gemini" / "last.densa").string()
+      << "\nsteps: 4\nbatch_size: 1\ncrop_size: 32\nfolds: 3\nvalidate_every: 2\n"
+         "checkpoint_every: 2\nlog_every: 1\nlearning_rate: 0.001\nrotation_degrees: 10\n";
+  auto train =
+      [&](const std::string& name, std::vector<std::string> overrides, bool resume = false) {
+        const int code =
+            runTrain({.config = resume ? std::nullopt : std::optional<fs::path>(tmp / "seg.yaml"),
+                      .resume = resume ? std::optional<fs::path>(tmp / name) : std::nullopt,
+                      .runDir = tmp / name,
+                      .overrides = std::move(overrides)},
+                     out,
+                     err);
+        EXPECT_EQ(code, 0) << err.str();
+      };
+  train("full", {});
+  for (const char* f : {"config.yaml",
+                        "metrics.csv",
+                        "train.log",
+                        "report.html",
+                        "best.densa",
+                        "last.densa",
+                        "state.pt"}) {
+    EXPECT_TRUE(fs::exists(tmp / "full" / f)) << f;
+  }
+  const models::ModelCard card = models::readModelCard(tmp / "full" / "best.densa");
+  EXPECT_EQ(models::architectureId(card.options), "gemini-unet");
+  EXPECT_EQ(card.provenance.trainingStage, "gemini-transfer");
+  // The pretrained preprocessing is kept: 8 mm, not the config's default 2 mm.
+  EXPECT_NE(card.preprocessing.spacingPolicy.find("isotropic 8"), std::string::npos)
+      << card.preprocessing.spacingPolicy;
+  std::ifstream metrics(tmp / "full" / "metrics.csv");
+  std::string text((std::istreambuf_iterator<char>(metrics)), {});
+  EXPECT_NE(text.find("\n4,"), std::string::npos) << text;
+
+  train("split", {"steps=2"});
+  train("split", {"steps=4"}, true);
+  const auto a = weights(tmp / "full" / "last.densa");
+  const auto b = weights(tmp / "split" / "last.densa");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, tensor] : a) {
+    EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;
+  }
+  // A foreign init checkpoint is refused clearly.
+  std::ofstream(tmp / "junk.densa") << "junk";
+  EXPECT_THROW((void)runTrain({.config = tmp / "seg.yaml",
+                               .resume = std::nullopt,
+                               .runDir = tmp / "bad",
+                               .overrides = {"init_from=" + (tmp / "junk.densa").string()}},
+                              out,
+                              err),
+               models::ModelError);
 }
 
 TEST(PretrainGemini, RejectsUnknownKeysAndBadValues) {

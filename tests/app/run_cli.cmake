@@ -1,3 +1,4 @@
+cmake_minimum_required(VERSION 3.25) # policies NEW: "@WORK@" below is a literal, not a variable
 # Runs EXE with ARGS (";"-separated; " ; " separates several invocations; @WORK@ is a scratch
 # folder) and checks the last exit code against CODE and all output against the regex MATCH.
 file(REMOVE_RECURSE "${WORK}")

@@ -29,6 +29,12 @@ struct SegmenterOptions {
   /// Lesions smaller than this (mL) become liver (core::removeSmallLesions). 0 (the default)
   /// keeps every lesion, as the reference post-processing and the LiTS scorer do.
   double minLesionMl = 0;
+  /// GEMINI transfer models ("gemini-unet"): edge of the cubic sliding-window tile in voxels of
+  /// the model's isotropic grid (a positive multiple of 16); tiles overlap by at least half.
+  int tileSize = 64;
+  /// GEMINI transfer models: average the overlapping tiles' probabilities with a Gaussian weight
+  /// centred on each tile (σ = tile/8, as nnU-Net) instead of a plain mean.
+  bool gaussianTiles = true;
 };
 
 /// The bundled default model: $DENSA_MODEL if set, else the first of

@@ -22,7 +22,7 @@ struct TrainDataset {
 /// A training run, as read from YAML (keys in snake_case, see data/models/default-train.yaml).
 struct TrainConfig {
   std::vector<TrainDataset> datasets;
-  std::string architecture = "hdenseunet";
+  std::string architecture = "hdenseunet"; ///< or "gemini-unet" (GEMINI transfer, 3D crops)
   std::string preset = "small";
   std::string stage = "2d"; ///< "2d", "3dpart", "end2end"
   std::optional<std::filesystem::path> initFrom;
@@ -53,6 +53,10 @@ struct TrainConfig {
   int threads = 0;
   std::string device = "cpu";
   std::filesystem::path cacheDir; ///< default <run>/cache
+  // gemini-unet only (taken from the init_from checkpoint when there is one):
+  double spacingMm = 2.0; ///< isotropic resampling
+  double huMin = -200;    ///< HU window scaled to [0, 1]
+  double huMax = 300;
 };
 
 /// Reads a YAML config, then applies `overrides` ("key=value", same keys). Throws

@@ -1,0 +1,516 @@
+// SPDX-License-Identifier: Apache-2.0
+// `densa train` for the GEMINI transfer model ("gemini-unet", methods-spec §2.5, §2.8): 3D crops
+// of labelled CT on an isotropic grid, the GEMINI-Semi segmentation loss, Adam, optionally
+// initialised from a `densa pretrain gemini` backbone.
+#include "train_gemini.hpp"
+
+#include "densa/app/datasets.hpp"
+#include "densa/app/exit_codes.hpp"
+#include "densa/app/preview.hpp"
+#include "densa/app/segmenters.hpp"
+#include "densa/build_info.hpp"
+#include "densa/core/error.hpp"
+#include "densa/core/metrics.hpp"
+#include "densa/io/atomic_file.hpp"
+#include "densa/models/model_card.hpp"
+#include "densa/models/runtime.hpp"
+#include "densa/models/torch/checkpoint.hpp"
+#include "densa/models/torch/distributed.hpp"
+#include "densa/models/torch/gemini.hpp"
+#include "densa/models/torch/gemini_losses.hpp"
+#include "densa/models/torch/gemini_ops.hpp"
+
+#include "pretrain_data.hpp"
+#include "progress.hpp"
+#include "svg_chart.hpp"
+
+#include <torch/optim/adam.h>
+#include <torch/serialize.h>
+
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <fstream>
+#include <future>
+#include <iomanip>
+#include <numbers>
+#include <random>
+#include <sstream>
+
+namespace densa::app {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+/// A labelled volume on the isotropic grid, with the voxels crops are centred on.
+struct IsoVolume {
+  torch::Tensor image;  ///< [1, 1, D, H, W] in [0, 1]
+  torch::Tensor labels; ///< [1, 1, D, H, W] float 0/1/2
+  std::vector<std::int64_t> liver;
+  std::vector<std::int64_t> tumour;
+};
+
+IsoVolume toIso(const TrainingVolume& v, double spacing, double huMin, double huMax) {
+  // The training volume is already axial: resample CT (linear) and labels (nearest) onto the
+  // isotropic grid.
+  const core::Grid grid = isotropicGrid(core::gridOf(v.ct), spacing);
+  const auto ct = core::resampleOnto(
+      core::toFloat(core::AnyVolume(v.ct)), grid, core::Interpolation::Linear, -1024.0F);
+  const auto labels =
+      core::resampleOnto(v.labels, grid, core::Interpolation::Nearest, std::uint8_t{0});
+  IsoVolume out;
+  out.image = scaleWindow(toTensor(ct), huMin, huMax);
+  out.labels = toTensor(core::toFloat(core::AnyVolume(labels)));
+  for (std::size_t i = 0; i < labels.voxelCount(); ++i) {
+    if (labels.voxels()[i] >= 1) {
+      out.liver.push_back(static_cast<std::int64_t>(i));
+    }
+    if (labels.voxels()[i] == 2) {
+      out.tumour.push_back(static_cast<std::int64_t>(i));
+    }
+  }
+  return out;
+}
+
+struct Batch {
+  torch::Tensor input;  ///< [B, 1, S, S, S]
+  torch::Tensor target; ///< [B, S, S, S] int64
+};
+
+/// A pure function of (seed, step, rank): crops centred on a tumour voxel with probability
+/// tumour_fraction, else on a liver voxel (a random voxel without liver), under a random rotation
+/// and scale (image linear, labels nearest).
+Batch sampleBatch(const std::vector<IsoVolume>& volumes,
+                  const TrainConfig& c,
+                  std::int64_t step,
+                  int rank) {
+  std::seed_seq seq{static_cast<std::uint64_t>(c.seed),
+                    static_cast<std::uint64_t>(step),
+                    static_cast<std::uint64_t>(rank),
+                    std::uint64_t{0x47554e45}};
+  std::mt19937_64 rng(seq);
+  const int s = c.cropSize;
+  std::vector<torch::Tensor> inputs;
+  std::vector<torch::Tensor> targets;
+  for (int b = 0; b < c.batchSize; ++b) {
+    const auto& v = volumes[static_cast<std::size_t>(models::uniform01(rng) *
+                                                     static_cast<double>(volumes.size())) %
+                            volumes.size()];
+    const auto d = v.image.size(2);
+    const auto h = v.image.size(3);
+    const auto w = v.image.size(4);
+    auto pick = [&](const std::vector<std::int64_t>& list) {
+      return list[static_cast<std::size_t>(models::uniform01(rng) *
+                                           static_cast<double>(list.size())) %
+                  list.size()];
+    };
+    std::int64_t centre = 0;
+    if (!v.tumour.empty() && models::uniform01(rng) < c.tumourFraction) {
+      centre = pick(v.tumour);
+    } else if (!v.liver.empty()) {
+      centre = pick(v.liver);
+    } else {
+      centre = static_cast<std::int64_t>(models::uniform01(rng) * static_cast<double>(d * h * w));
+    }
+    const std::array<std::int64_t, 3> p{centre / (h * w), (centre / w) % h, centre % w};
+    const std::array<std::int64_t, 3> n{d, h, w};
+    torch::Tensor image = torch::zeros({1, 1, s, s, s});
+    torch::Tensor label = torch::zeros({1, 1, s, s, s});
+    std::array<std::int64_t, 3> src{};
+    std::array<std::int64_t, 3> dst{};
+    std::array<std::int64_t, 3> len{};
+    for (std::size_t a = 0; a < 3; ++a) {
+      const std::int64_t start = p[a] - s / 2; // may lie outside: zero padding
+      src[a] = std::max<std::int64_t>(0, start);
+      dst[a] = src[a] - start;
+      len[a] = std::min<std::int64_t>(n[a], start + s) - src[a];
+    }
+    if (len[0] > 0 && len[1] > 0 && len[2] > 0) {
+      auto region = [&](const torch::Tensor& t) {
+        return t.narrow(2, src[0], len[0]).narrow(3, src[1], len[1]).narrow(4, src[2], len[2]);
+      };
+      auto into = [&](torch::Tensor& t) {
+        return t.narrow(2, dst[0], len[0]).narrow(3, dst[1], len[1]).narrow(4, dst[2], len[2]);
+      };
+      into(image).copy_(region(v.image));
+      into(label).copy_(region(v.labels));
+    }
+    if (c.rotationDegrees > 0 || c.scaleMin != 1.0 || c.scaleMax != 1.0) {
+      models::RandomAffineOptions affine;
+      affine.maxRotation = c.rotationDegrees * std::numbers::pi / 180.0;
+      affine.minScale = c.scaleMin;
+      affine.maxScale = c.scaleMax;
+      const auto field = models::randomAffineField({s, s, s}, rng, affine);
+      image = models::warp(image, field);
+      label = models::warp(label, field, models::Interp::Nearest);
+    }
+    inputs.push_back(image);
+    targets.push_back(label.squeeze(1).round().to(torch::kInt64));
+  }
+  return {torch::cat(inputs, 0), torch::cat(targets, 0)};
+}
+
+struct Row {
+  std::int64_t step = 0;
+  double loss = 0;
+  double samplesPerSecond = 0;
+  std::optional<double> liverDice;
+  std::optional<double> tumourDice;
+};
+
+void writeReport(const fs::path& run,
+                 const TrainConfig& c,
+                 const std::vector<Row>& rows,
+                 const std::string& note) {
+  std::vector<std::pair<double, double>> loss, liver, tumour;
+  for (const auto& r : rows) {
+    loss.emplace_back(static_cast<double>(r.step), r.loss);
+    if (r.liverDice) {
+      liver.emplace_back(static_cast<double>(r.step), *r.liverDice);
+      tumour.emplace_back(static_cast<double>(r.step), *r.tumourDice);
+    }
+  }
+  std::ostringstream html;
+  html << "<!doctype html><html><head><meta charset='utf-8'><title>Densa training run</title>"
+       << "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}pre{background:#f4f4f4;"
+          "padding:1em}figure{display:inline-block;margin:1em}</style></head><body>"
+       << "<h1>Densa training run: gemini-unet / " << c.preset << "</h1><p>" << note << "</p>"
+       << svgChart("Training loss (100·(CE/K + Dice), the GEMINI-Semi loss)", loss, "loss")
+       << svgChart("Validation Dice", liver, "liver", tumour, "tumour");
+  std::vector<fs::path> previews;
+  for (const auto& e : fs::directory_iterator(run)) {
+    if (e.path().filename().string().starts_with("validation-") && e.path().extension() == ".png") {
+      previews.push_back(e.path().filename());
+    }
+  }
+  std::sort(previews.begin(), previews.end());
+  if (!previews.empty()) {
+    html << "<h2>Validation prediction (" << previews.back().string() << ")</h2><img src='"
+         << previews.back().string() << "' style='max-width:100%'>";
+  }
+  html << "<p>Files: config.yaml, metrics.csv, train.log, best.densa, last.densa, state.pt "
+          "(resume with <code>densa train --resume "
+       << run.string() << "</code>).</p></body></html>\n";
+  io::writeTextAtomically(run / "report.html", html.str());
+}
+
+} // namespace
+
+int runTrainGeminiUNet(const TrainCommand& command,
+                       TrainConfig c,
+                       const fs::path& run,
+                       std::ostream& out,
+                       std::ostream& err) {
+  models::setThreads(c.threads);
+  const torch::Device device(models::resolveDevice(c.device));
+  const auto distributed = models::DistributedContext::fromEnvironment(device);
+  const int rank = distributed ? distributed->rank() : 0;
+  const int world = distributed ? distributed->worldSize() : 1;
+  const bool main = rank == 0;
+  std::ofstream log;
+  if (main) {
+    log.open(run / "train.log", std::ios::app);
+  }
+  auto say = [&](const std::string& line) {
+    if (main) {
+      out << line << "\n";
+      log << line << "\n" << std::flush;
+    }
+  };
+
+  // The model card: preset, or the pretrained backbone's preprocessing when initialising from a
+  // GEMINI checkpoint (its features only mean something on the input it was pretrained on).
+  models::ModelCard card = models::makeModelCard("gemini-unet", c.preset);
+  double spacing = c.spacingMm;
+  double huMin = c.huMin;
+  double huMax = c.huMax;
+  std::optional<models::LoadedModel> init;
+  if (c.initFrom) {
+    init = models::loadCheckpoint(*c.initFrom, device);
+    spacing = cardSpacing(init->card, *c.initFrom);
+    huMin = init->card.preprocessing.huMin;
+    huMax = init->card.preprocessing.huMax;
+    const auto* pretrained = std::get_if<models::GeminiOptions>(&init->card.options);
+    const auto* unet = std::get_if<models::GeminiUNetOptions>(&init->card.options);
+    if (pretrained != nullptr) {
+      card.options = models::transferOptions(*pretrained, 3);
+    } else if (unet != nullptr) {
+      card.options = *unet;
+    } else {
+      throw models::ModelError(c.initFrom->string() + ": is a '" +
+                               std::string(models::architectureId(init->card.options)) +
+                               "' checkpoint; gemini-unet starts from 'gemini' or 'gemini-unet'");
+    }
+    card.preset = init->card.preset;
+  }
+  card.labels = {"background", "liver", "tumour"};
+  card.preprocessing.huMin = huMin;
+  card.preprocessing.huMax = huMax;
+  card.preprocessing.intensityOffset = 0;
+  std::ostringstream policy;
+  policy << "isotropic " << spacing << " mm; HU window scaled to [0, 1]";
+  card.preprocessing.spacingPolicy = policy.str();
+  card.provenance.densaVersion = build::kVersion;
+  card.provenance.gitSha = build::kGitHash;
+  card.provenance.trainingStage = c.initFrom ? "gemini-transfer" : "scratch";
+
+  // Data: the same datasets, splits and cache as H-DenseUNet training, then the isotropic grid.
+  const fs::path cache = c.cacheDir.empty() ? run / "cache" : c.cacheDir;
+  std::vector<IsoVolume> train;
+  std::vector<TrainingVolume> validation;
+  for (const auto& d : c.datasets) {
+    const Dataset ds = readDataset(d.path);
+    Split split = d.validationOnly ? Split{{}, ds.cases}
+                                   : (d.trainOnly ? Split{ds.cases, {}}
+                                                  : splitCases(ds.cases, c.folds, c.fold, c.seed));
+    for (const auto& lc : split.train) {
+      train.push_back(
+          toIso(loadTrainingVolumeCached(lc, cache, d.labelMap), spacing, huMin, huMax));
+    }
+    for (const auto& lc : split.validation) {
+      validation.push_back(loadTrainingVolumeCached(lc, cache, d.labelMap));
+    }
+  }
+  if (train.empty()) {
+    throw core::InvalidArgument("no training case (all held out?)");
+  }
+  std::ostringstream intro;
+  intro << "densa train: " << train.size() << " training and " << validation.size()
+        << " validation case(s); gemini-unet/" << card.preset << " at " << spacing
+        << " mm, crops of " << c.cropSize << "³ on " << device.str();
+  if (c.initFrom) {
+    intro << "; backbone from " << c.initFrom->string();
+  }
+  say(intro.str());
+
+  torch::manual_seed(c.seed);
+  models::AnyNet any = models::makeNet(card.options);
+  models::GeminiUNet& net = std::get<models::GeminiUNet>(any);
+  if (init && !command.resume) {
+    models::loadBackboneFrom(net, *init);
+  }
+  net->to(device);
+  net->train();
+  torch::optim::Adam optimizer(
+      net->parameters(), torch::optim::AdamOptions(c.learningRate).weight_decay(c.weightDecay));
+  const fs::path stateFile =
+      run / (world > 1 ? "state-rank" + std::to_string(rank) + ".pt" : std::string("state.pt"));
+  std::int64_t step = 0;
+  double bestScore = -1;
+  std::vector<Row> rows;
+  if (command.resume) {
+    if (!fs::exists(stateFile)) {
+      throw core::InputError(run, "holds no " + stateFile.filename().string() + " to resume from");
+    }
+    torch::serialize::InputArchive archive;
+    archive.load_from(stateFile.string(), device);
+    torch::serialize::InputArchive model;
+    torch::serialize::InputArchive adam;
+    archive.read("model", model);
+    archive.read("optimizer", adam);
+    net->load(model);
+    optimizer.load(adam);
+    torch::Tensor t;
+    archive.read("step", t);
+    step = t.item<std::int64_t>();
+    archive.read("best_score", t);
+    bestScore = t.item<double>();
+    std::ifstream in(run / "metrics.csv");
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::stringstream ls(line);
+      std::vector<std::string> f;
+      for (std::string x; std::getline(ls, x, ',');) {
+        f.push_back(x);
+      }
+      f.resize(6);
+      Row r;
+      r.step = std::stoll(f[0]);
+      if (r.step > step) {
+        break;
+      }
+      r.loss = std::stod(f[1]);
+      r.samplesPerSecond = f[3].empty() ? 0.0 : std::stod(f[3]);
+      if (!f[4].empty()) {
+        r.liverDice = std::stod(f[4]);
+        r.tumourDice = f[5].empty() ? 0.0 : std::stod(f[5]);
+      }
+      rows.push_back(r);
+    }
+    say("resumed at step " + std::to_string(step));
+  } else if (distributed) {
+    std::vector<torch::Tensor> params;
+    for (auto& p : net->parameters()) {
+      params.push_back(p.data());
+    }
+    distributed->broadcast(params, 0);
+  }
+  if (main && (!fs::exists(run / "metrics.csv") || !command.resume)) {
+    io::writeTextAtomically(
+        run / "metrics.csv",
+        "step,loss,learning_rate,samples_per_second,val_liver_dice,val_tumour_dice\n");
+  }
+
+  auto saveState = [&] {
+    torch::serialize::OutputArchive archive;
+    torch::serialize::OutputArchive model;
+    torch::serialize::OutputArchive adam;
+    net->save(model);
+    optimizer.save(adam);
+    archive.write("model", model);
+    archive.write("optimizer", adam);
+    archive.write("step", torch::tensor(step, torch::kInt64));
+    archive.write("best_score", torch::tensor(bestScore, torch::kFloat64));
+    io::writeAtomically(stateFile, [&](const fs::path& tmp) { archive.save_to(tmp.string()); });
+  };
+  auto validate = [&](Row& row) {
+    card.provenance.notes = "step " + std::to_string(step);
+    models::saveCheckpoint(any, card, run / "last.densa");
+    if (validation.empty()) {
+      return;
+    }
+    net->eval();
+    SegmenterOptions options;
+    options.device = c.device;
+    const auto segmenter = loadSegmenter(run / "last.densa", options);
+    std::vector<core::LitsCase> cases;
+    for (std::size_t i = 0; i < validation.size(); ++i) {
+      const auto result = segmenter->segment(validation[i].ct, {});
+      cases.push_back(core::evaluateLitsCase(result.labels, validation[i].labels));
+      if (i == 0) {
+        char name[64];
+        std::snprintf(name, sizeof name, "validation-%08lld.png", static_cast<long long>(step));
+        writeMontagePng(run / name, validation[i].ct, &result.labels, {.slices = 8, .columns = 4});
+      }
+    }
+    net->train();
+    const auto s = core::summarise(cases);
+    row.liverDice = s.liverDicePerCase;
+    row.tumourDice = s.lesionDicePerCase;
+    const double score = s.liverDicePerCase + s.lesionDicePerCase;
+    if (score > bestScore) {
+      bestScore = score;
+      fs::copy_file(run / "last.densa", run / "best.densa", fs::copy_options::overwrite_existing);
+    }
+  };
+
+  std::deque<std::future<Batch>> ahead;
+  std::int64_t queued = step;
+  auto refill = [&] {
+    while (static_cast<int>(ahead.size()) < std::max(1, c.workers) && queued < c.steps) {
+      ahead.push_back(std::async(
+          std::launch::async, sampleBatch, std::cref(train), std::cref(c), queued, rank));
+      ++queued;
+    }
+  };
+  refill();
+  Progress progress("training", err);
+  double lossSum = 0;
+  std::int64_t lossCount = 0;
+  std::int64_t samples = 0;
+  auto windowStart = Clock::now();
+  while (step < c.steps) {
+    Batch batch = ahead.front().get();
+    ahead.pop_front();
+    refill();
+    const auto logits = net->forward(batch.input.to(device));
+    const auto loss = models::semiSegmentationLoss(logits, batch.target.to(device));
+    const double value = loss.item<double>();
+    float finite = std::isfinite(value) ? 1.0F : 0.0F;
+    if (distributed) {
+      auto f = torch::tensor({finite});
+      distributed->allReduceMean({f});
+      finite = f.item<float>();
+    }
+    if (finite >= 1.0F) {
+      loss.backward();
+      if (distributed) {
+        std::vector<torch::Tensor> grads;
+        for (auto& p : net->parameters()) {
+          if (p.grad().defined()) {
+            grads.push_back(p.grad());
+          }
+        }
+        distributed->allReduceMean(grads);
+      }
+      optimizer.step();
+    }
+    for (auto& p : net->parameters()) {
+      p.mutable_grad() = torch::Tensor();
+    }
+    ++step;
+    samples += batch.input.size(0) * world;
+    lossSum += value;
+    ++lossCount;
+    progress.update(static_cast<std::size_t>(step), static_cast<std::size_t>(c.steps));
+    const bool logNow = step % c.logEvery == 0 || step == c.steps;
+    const bool validateNow = step % c.validateEvery == 0 || step == c.steps;
+    if (main && (logNow || validateNow)) {
+      Row row;
+      row.step = step;
+      row.loss = lossSum / static_cast<double>(std::max<std::int64_t>(1, lossCount));
+      row.samplesPerSecond =
+          static_cast<double>(samples) /
+          std::max(1e-9, std::chrono::duration<double>(Clock::now() - windowStart).count());
+      if (validateNow) {
+        validate(row);
+      }
+      std::ostringstream csv;
+      csv << row.step << "," << row.loss << "," << c.learningRate << "," << row.samplesPerSecond
+          << ",";
+      if (row.liverDice) {
+        csv << *row.liverDice << "," << *row.tumourDice;
+      } else {
+        csv << ",";
+      }
+      {
+        std::ofstream f(run / "metrics.csv", std::ios::app);
+        f << csv.str() << "\n";
+      }
+      std::ostringstream line;
+      line << std::setprecision(4) << "step " << step << "/" << c.steps << "  loss " << row.loss
+           << "  " << row.samplesPerSecond << " samples/s";
+      if (row.liverDice) {
+        line << "  val liver Dice " << *row.liverDice << "  tumour Dice " << *row.tumourDice;
+      }
+      if (progress.interactive()) {
+        log << line.str() << "\n";
+      } else {
+        say(line.str());
+      }
+      rows.push_back(row);
+      lossSum = 0;
+      lossCount = 0;
+      samples = 0;
+      windowStart = Clock::now();
+    }
+    if (step % c.checkpointEvery == 0 || step == c.steps) {
+      if (main) {
+        models::saveCheckpoint(any, card, run / "last.densa");
+      }
+      saveState();
+      if (main) {
+        writeReport(run,
+                    c,
+                    rows,
+                    "Best validation liver+tumour Dice sum: " + std::to_string(bestScore) + ".");
+      }
+    }
+  }
+  for (auto& f : ahead) {
+    f.wait();
+  }
+  progress.finish();
+  if (main) {
+    if (!fs::exists(run / "best.densa")) {
+      fs::copy_file(run / "last.densa", run / "best.densa", fs::copy_options::overwrite_existing);
+    }
+    say("done: " + (run / "best.densa").string() + ", report " + (run / "report.html").string());
+  }
+  return kExitOk;
+}
+
+} // namespace densa::app
