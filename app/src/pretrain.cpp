@@ -22,6 +22,7 @@
 
 #include "pretrain_data.hpp"
 #include "progress.hpp"
+#include "run_config.hpp"
 #include "svg_chart.hpp"
 
 #include <torch/optim/adam.h>
@@ -53,11 +54,7 @@ std::string mm(double v) {
 
 template <typename T>
 T as(const YAML::Node& node, const std::string& key) {
-  try {
-    return node.as<T>();
-  } catch (const YAML::Exception&) {
-    throw core::InvalidArgument("config key '" + key + "': bad value '" + YAML::Dump(node) + "'");
-  }
+  return configValue<T>(node, key);
 }
 
 void applyKey(PretrainConfig& c, const std::string& key, const YAML::Node& v) {
@@ -302,27 +299,9 @@ void writeReport(const fs::path& run, const PretrainConfig& c, const std::string
 
 PretrainConfig loadPretrainConfig(const fs::path& file, const std::vector<std::string>& overrides) {
   PretrainConfig c;
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::BadFile&) {
-    throw core::InputError(file, "cannot be read");
-  } catch (const YAML::Exception& e) {
-    throw core::InputError(file, std::string("is not valid YAML: ") + e.what());
-  }
-  if (!root.IsMap()) {
-    throw core::InputError(file, "a pretraining config must be a YAML mapping");
-  }
-  for (const auto& kv : root) {
-    applyKey(c, kv.first.as<std::string>(), kv.second);
-  }
-  for (const auto& o : overrides) {
-    const auto eq = o.find('=');
-    if (eq == std::string::npos) {
-      throw core::InvalidArgument("override '" + o + "': expected key=value");
-    }
-    applyKey(c, o.substr(0, eq), YAML::Load(o.substr(eq + 1)));
-  }
+  readConfig(file, overrides, [&c](const std::string& key, const YAML::Node& value) {
+    applyKey(c, key, value);
+  });
   for (auto& d : c.datasets) {
     if (d.is_relative() && !fs::exists(d)) {
       d = file.parent_path() / d;
@@ -419,20 +398,7 @@ int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream&
       run / (world > 1 ? "state-rank" + std::to_string(rank) + ".pt" : std::string("state.pt"));
   std::int64_t step = 0;
   if (command.resume) {
-    if (!fs::exists(stateFile)) {
-      throw core::InputError(run, "holds no " + stateFile.filename().string() + " to resume from");
-    }
-    torch::serialize::InputArchive archive;
-    archive.load_from(stateFile.string(), device);
-    torch::serialize::InputArchive model;
-    torch::serialize::InputArchive adam;
-    archive.read("model", model);
-    archive.read("optimizer", adam);
-    net->load(model);
-    optimizer.load(adam);
-    torch::Tensor s;
-    archive.read("step", s);
-    step = s.item<std::int64_t>();
+    step = loadRunState(stateFile, *net, optimizer, device).step;
     say("resumed at step " + std::to_string(step));
   } else if (distributed) {
     std::vector<torch::Tensor> params;
@@ -446,55 +412,14 @@ int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream&
   }
 
   auto saveState = [&] {
-    torch::serialize::OutputArchive archive;
-    torch::serialize::OutputArchive model;
-    torch::serialize::OutputArchive adam;
-    net->save(model);
-    optimizer.save(adam);
-    archive.write("model", model);
-    archive.write("optimizer", adam);
-    archive.write("step", torch::tensor(step, torch::kInt64));
-    io::writeAtomically(stateFile, [&](const fs::path& tmp) { archive.save_to(tmp.string()); });
+    saveRunState(stateFile, *net, optimizer, step, -1);
     if (main) {
       models::saveCheckpoint(any, card, run / "last.densa");
     }
   };
 
-  // Gradients are reset to "none" after each step (PyTorch 2's zero_grad default, which the
-  // reference runs on): a parameter without a gradient in the next step (the restoration head in
-  // the alignment step, the deformer in the restoration step) is then skipped by Adam instead of
-  // taking a momentum-only step on a zero gradient. This also makes a resumed run exact.
-  auto clearGradients = [&] {
-    for (auto& p : net->parameters()) {
-      p.mutable_grad() = torch::Tensor();
-    }
-  };
-  // One optimiser step on `loss`, skipped on every rank when any rank's loss is not finite;
-  // gradients averaged across ranks.
   auto optimise = [&](const torch::Tensor& loss) {
-    float finite = std::isfinite(loss.item<double>()) ? 1.0F : 0.0F;
-    if (distributed) {
-      auto f = torch::tensor({finite});
-      distributed->allReduceMean({f});
-      finite = f.item<float>();
-    }
-    if (finite < 1.0F) {
-      clearGradients();
-      return false;
-    }
-    loss.backward();
-    if (distributed) {
-      std::vector<torch::Tensor> grads;
-      for (auto& p : net->parameters()) {
-        if (p.grad().defined()) {
-          grads.push_back(p.grad());
-        }
-      }
-      distributed->allReduceMean(grads);
-    }
-    optimizer.step();
-    clearGradients();
-    return true;
+    return optimiserStep(loss, *net, optimizer, distributed.get());
   };
 
   std::deque<std::future<Pair>> ahead;

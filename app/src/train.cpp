@@ -17,6 +17,7 @@
 #include "densa/models/torch/training.hpp"
 
 #include "progress.hpp"
+#include "run_config.hpp"
 #include "svg_chart.hpp"
 #include "train_gemini.hpp"
 
@@ -48,11 +49,7 @@ namespace {
 
 template <typename T>
 T as(const YAML::Node& node, const std::string& key) {
-  try {
-    return node.as<T>();
-  } catch (const YAML::Exception&) {
-    throw core::InvalidArgument("config key '" + key + "': bad value '" + YAML::Dump(node) + "'");
-  }
+  return configValue<T>(node, key);
 }
 
 void applyKey(TrainConfig& c, const std::string& key, const YAML::Node& v) {
@@ -202,25 +199,9 @@ std::string toYaml(const TrainConfig& c) {
 
 TrainConfig loadTrainConfig(const fs::path& file, const std::vector<std::string>& overrides) {
   TrainConfig c;
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::Exception& e) {
-    throw core::InputError(file, std::string("not a readable YAML config: ") + e.what());
-  }
-  if (!root.IsMap()) {
-    throw core::InputError(file, "a training config must be a YAML mapping");
-  }
-  for (const auto& kv : root) {
-    applyKey(c, kv.first.as<std::string>(), kv.second);
-  }
-  for (const auto& o : overrides) {
-    const auto eq = o.find('=');
-    if (eq == std::string::npos) {
-      throw core::InvalidArgument("override '" + o + "': expected key=value");
-    }
-    applyKey(c, o.substr(0, eq), YAML::Load(o.substr(eq + 1)));
-  }
+  readConfig(file, overrides, [&c](const std::string& key, const YAML::Node& value) {
+    applyKey(c, key, value);
+  });
   // Relative dataset paths are relative to the config file.
   for (auto& d : c.datasets) {
     if (d.path.is_relative() && !fs::exists(d.path)) {

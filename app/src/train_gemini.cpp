@@ -22,6 +22,7 @@
 
 #include "pretrain_data.hpp"
 #include "progress.hpp"
+#include "run_config.hpp"
 #include "svg_chart.hpp"
 
 #include <torch/optim/adam.h>
@@ -301,22 +302,9 @@ int runTrainGeminiUNet(const TrainCommand& command,
   double bestScore = -1;
   std::vector<Row> rows;
   if (command.resume) {
-    if (!fs::exists(stateFile)) {
-      throw core::InputError(run, "holds no " + stateFile.filename().string() + " to resume from");
-    }
-    torch::serialize::InputArchive archive;
-    archive.load_from(stateFile.string(), device);
-    torch::serialize::InputArchive model;
-    torch::serialize::InputArchive adam;
-    archive.read("model", model);
-    archive.read("optimizer", adam);
-    net->load(model);
-    optimizer.load(adam);
-    torch::Tensor t;
-    archive.read("step", t);
-    step = t.item<std::int64_t>();
-    archive.read("best_score", t);
-    bestScore = t.item<double>();
+    const RunState state = loadRunState(stateFile, *net, optimizer, device);
+    step = state.step;
+    bestScore = state.bestScore;
     std::ifstream in(run / "metrics.csv");
     std::string line;
     std::getline(in, line);
@@ -355,16 +343,7 @@ int runTrainGeminiUNet(const TrainCommand& command,
   }
 
   auto saveState = [&] {
-    torch::serialize::OutputArchive archive;
-    torch::serialize::OutputArchive model;
-    torch::serialize::OutputArchive adam;
-    net->save(model);
-    optimizer.save(adam);
-    archive.write("model", model);
-    archive.write("optimizer", adam);
-    archive.write("step", torch::tensor(step, torch::kInt64));
-    archive.write("best_score", torch::tensor(bestScore, torch::kFloat64));
-    io::writeAtomically(stateFile, [&](const fs::path& tmp) { archive.save_to(tmp.string()); });
+    saveRunState(stateFile, *net, optimizer, step, bestScore);
   };
   auto validate = [&](Row& row) {
     card.provenance.notes = "step " + std::to_string(step);
@@ -419,28 +398,7 @@ int runTrainGeminiUNet(const TrainCommand& command,
     const auto logits = net->forward(batch.input.to(device));
     const auto loss = models::semiSegmentationLoss(logits, batch.target.to(device));
     const double value = loss.item<double>();
-    float finite = std::isfinite(value) ? 1.0F : 0.0F;
-    if (distributed) {
-      auto f = torch::tensor({finite});
-      distributed->allReduceMean({f});
-      finite = f.item<float>();
-    }
-    if (finite >= 1.0F) {
-      loss.backward();
-      if (distributed) {
-        std::vector<torch::Tensor> grads;
-        for (auto& p : net->parameters()) {
-          if (p.grad().defined()) {
-            grads.push_back(p.grad());
-          }
-        }
-        distributed->allReduceMean(grads);
-      }
-      optimizer.step();
-    }
-    for (auto& p : net->parameters()) {
-      p.mutable_grad() = torch::Tensor();
-    }
+    optimiserStep(loss, *net, optimizer, distributed.get());
     ++step;
     samples += batch.input.size(0) * world;
     lossSum += value;
