@@ -32,9 +32,13 @@ seed: 1
 YAML
 [ -f gemini/last.densa ] || "$DENSA" pretrain gemini --config pre.yaml -o gemini 2>/dev/null | tail -2
 
-flatten() { # $1: a folder of <case>/label.nii.gz, $2: a flat folder of <case>.nii.gz
+flatten() { # $1: a folder of <case>/label.nii.gz, $2: a flat folder of <phantom>.nii.gz
+  # (densa segment names a DICOM case <folder>_dicom_<series>: keep the phantom's folder name).
   mkdir -p "$2"
-  for d in "$1"/*/; do [ -f "$d/label.nii.gz" ] && cp "$d/label.nii.gz" "$2/$(basename "$d").nii.gz"; done
+  for d in "$1"/*/; do
+    local id; id=$(basename "$d"); id=${id%%_dicom*}
+    [ -f "$d/label.nii.gz" ] && cp "$d/label.nii.gz" "$2/$id.nii.gz"
+  done
 }
 flatten test truth
 
