@@ -273,11 +273,8 @@ void writeReport(const fs::path& run, const PretrainConfig& c, const std::string
     folding.emplace_back(r[0], r[7]);
   }
   std::ostringstream html;
-  html << "<!doctype html><html><head><meta charset='utf-8'><title>Densa GEMINI pretraining</title>"
-       << "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}pre{background:#f4f4f4;"
-          "padding:1em}figure{display:inline-block;margin:1em}</style></head><body>"
-       << "<h1>GEMINI pretraining (" << c.variant << ", " << c.preset << ")</h1><p>" << rows.size()
-       << " logged steps. " << note << "</p>"
+  html << reportHead("Densa GEMINI pretraining") << "<h1>GEMINI pretraining (" << c.variant << ", "
+       << c.preset << ")</h1><p>" << rows.size() << " logged steps. " << note << "</p>"
        << svgChart("L_GEMINI = 1.0·GVS + 0.8·GSS + 0.4·smooth", loss, "total")
        << svgChart("GVS (masked local NCC) and GSS (masked cosine)", gvs, "GVS", gss, "GSS")
        << svgChart("Smoothness of the fields", smooth, "smooth")

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <iomanip>
 #include <sstream>
+#include <vector>
 
 namespace densa::app {
 
@@ -63,6 +64,29 @@ std::string svgChart(const std::string& title,
   }
   s << "</svg></figure>";
   return s.str();
+}
+
+std::string reportHead(const std::string& title) {
+  return "<!doctype html><html><head><meta charset='utf-8'><title>" + title +
+         "</title><style>body{font-family:sans-serif;margin:2em;max-width:1200px}"
+         "pre{background:#f4f4f4;padding:1em}figure{display:inline-block;margin:1em}</style>"
+         "</head><body>";
+}
+
+std::string latestValidationPictureHtml(const std::filesystem::path& run) {
+  std::vector<std::string> previews;
+  for (const auto& e : std::filesystem::directory_iterator(run)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with("validation-") && e.path().extension() == ".png") {
+      previews.push_back(name);
+    }
+  }
+  if (previews.empty()) {
+    return "";
+  }
+  const std::string& last = *std::max_element(previews.begin(), previews.end());
+  return "<h2>Validation prediction (" + last + ")</h2><img src='" + last +
+         "' style='max-width:100%'>";
 }
 
 } // namespace densa::app

@@ -2,6 +2,7 @@
 #pragma once
 // A small SVG line chart for the HTML reports of training runs (private to app/).
 
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,5 +15,11 @@ namespace densa::app {
                                    const std::string& aName,
                                    const std::vector<std::pair<double, double>>& b = {},
                                    const std::string& bName = "");
+
+/// The start of a report page (doctype, title, the reports' shared style, <body>).
+[[nodiscard]] std::string reportHead(const std::string& title);
+
+/// An <h2> and <img> of the newest validation-*.png in `run`, or "" when there is none.
+[[nodiscard]] std::string latestValidationPictureHtml(const std::filesystem::path& run);
 
 } // namespace densa::app

@@ -452,25 +452,11 @@ void writeReport(const fs::path& run,
     }
   }
   std::ostringstream html;
-  html << "<!doctype html><html><head><meta charset='utf-8'><title>Densa training run</title>"
-       << "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}pre{background:#f4f4f4;"
-          "padding:1em}"
-       << "figure{display:inline-block;margin:1em}</style></head><body>"
-       << "<h1>Densa training run</h1><p>" << c.architecture << " / " << c.preset << " / stage "
-       << c.stage << ", " << rows.size() << " logged steps. " << bestNote << "</p>"
-       << svgChart("Training loss", loss, "loss")
+  html << reportHead("Densa training run") << "<h1>Densa training run</h1><p>" << c.architecture
+       << " / " << c.preset << " / stage " << c.stage << ", " << rows.size() << " logged steps. "
+       << bestNote << "</p>" << svgChart("Training loss", loss, "loss")
        << svgChart("Validation Dice", liver, "liver", tumour, "tumour");
-  std::vector<fs::path> previews;
-  for (const auto& e : fs::directory_iterator(run)) {
-    if (e.path().filename().string().starts_with("validation-") && e.path().extension() == ".png") {
-      previews.push_back(e.path().filename());
-    }
-  }
-  std::sort(previews.begin(), previews.end());
-  if (!previews.empty()) {
-    html << "<h2>Validation prediction (" << previews.back().string() << ")</h2><img src='"
-         << previews.back().string() << "' style='max-width:100%'>";
-  }
+  html << latestValidationPictureHtml(run);
   html << "<h2>Configuration</h2><pre>" << toYaml(c)
        << "</pre><p>Files: metrics.csv, train.log, best.densa, "
        << "last.densa, state.pt (resume with <code>densa train --resume " << run.string()
