@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "densa/app/cli.hpp"
 
+#include "densa/app/adsl.hpp"
 #include "densa/app/commands.hpp"
 #include "densa/app/exit_codes.hpp"
 #include "densa/app/pretrain.hpp"
@@ -174,6 +175,73 @@ int runCli(int argc, char** argv) {
   trainCmd->add_option(
       "--set", train.overrides, "Override a config key, e.g. --set steps=500 (repeatable)");
 
+  TrainCommand adslTrain;
+  auto* adslTrainCmd = trainCmd->add_subcommand(
+      "adsl",
+      "Train ADSL (attention-based dynamic subspace learners) for similar-case retrieval on CT "
+      "patches centred on labelled structures: learners split on held-out NMI plateaus, margin "
+      "loss, k-means re-clustering. Run folder: config.yaml, metrics.csv, report.html, "
+      "retrieval.json (Recall@1/2/4/8, NMI, per class), best.densa, last.densa, "
+      "state.pt.\nExample: densa train adsl --config data/models/adsl-organs.yaml -o runs/adsl");
+  adslTrainCmd->add_option("--config", adslTrain.config, "YAML configuration (see README)");
+  adslTrainCmd->add_option(
+      "-o,--output", adslTrain.runDir, "Run folder (default: runs/adsl-<config name>)");
+  adslTrainCmd->add_option(
+      "--resume", adslTrain.resume, "Continue the run in this folder at its last epoch");
+  adslTrainCmd->add_option(
+      "--set", adslTrain.overrides, "Override a config key, e.g. --set epochs=20 (repeatable)");
+
+  IndexCommand index;
+  auto* indexCmd = cli.add_subcommand(
+      "index",
+      "Build and maintain a similar-case index (Faiss vectors + SQLite catalog) with an ADSL "
+      "model.\nExample: densa index add CT_ROOT --model runs/adsl/best.densa --index cases.idx");
+  indexCmd->require_subcommand(1);
+  auto* indexAddCmd = indexCmd->add_subcommand(
+      "add",
+      "Embed every CT under ROOT (series, NIfTI/NRRD/MHA files, CSV list): body tiles on slices "
+      "every --slice-step mm and their mean as the case vector. A case already in the index is "
+      "replaced.");
+  indexAddCmd->add_option("ROOT", index.input, "CT file, DICOM folder or folder tree")->required();
+  indexAddCmd->add_option("--model", index.model, "An adsl checkpoint (densa train adsl)")
+      ->required();
+  indexAddCmd->add_option("--index", index.index, "Index folder (created when missing)")
+      ->required();
+  indexAddCmd->add_option("--slice-step", index.sliceStepMm, "Tile slices every this many mm")
+      ->check(CLI::PositiveNumber);
+  indexAddCmd->add_option("--device", index.device, "cpu or cuda");
+  auto* indexRemoveCmd = indexCmd->add_subcommand("remove", "Remove cases by id.");
+  indexRemoveCmd->add_option("CASE", index.caseIds, "Case ids (densa index info lists them)")
+      ->required();
+  indexRemoveCmd->add_option("--index", index.index, "Index folder")->required();
+  auto* indexRebuildCmd = indexCmd->add_subcommand(
+      "rebuild", "Rebuild the vector index from the catalog (after damage or many removals).");
+  indexRebuildCmd->add_option("--index", index.index, "Index folder")->required();
+  auto* indexInfoCmd = indexCmd->add_subcommand("info", "Print the index's model, cases, units.");
+  indexInfoCmd->add_option("--index", index.index, "Index folder")->required();
+
+  SearchCommand search;
+  auto* searchCmd = cli.add_subcommand(
+      "search",
+      "Find similar cases: QUERY is a CT (compared case to case), a CT with --point or --roi "
+      "(a patch around it compared with every indexed tile), or a 2D image (one slice, in HU). "
+      "Ranked cases with scores; -o writes attention maps (PNG, NIfTI) and "
+      "results.json.\nExample: densa search new_ct/ --index cases.idx -k 5 -o similar/");
+  searchCmd->add_option("QUERY", search.query, "CT file, DICOM folder or 2D image")->required();
+  searchCmd->add_option("--index", search.index, "Index folder")->required();
+  searchCmd->add_option("-k", search.k, "Number of cases to return")->check(CLI::PositiveNumber);
+  searchCmd->add_option("--model", search.model, "Default: the model the index was built with");
+  searchCmd->add_option("--point", search.pointMm, "Patch centre x,y,z in LPS mm")
+      ->delimiter(',')
+      ->expected(3);
+  searchCmd->add_option("--roi", search.roi, "Label map whose structure centres the query patch");
+  searchCmd->add_option("--roi-label", search.roiLabel, "Label value of the ROI (default 1 and 2)");
+  searchCmd->add_option("--slice-step", search.sliceStepMm, "Tile slices every this many mm")
+      ->check(CLI::PositiveNumber);
+  searchCmd->add_flag("--json", search.json, "Machine-readable JSON on stdout");
+  searchCmd->add_option("-o,--output", search.output, "Folder for attention maps and results.json");
+  searchCmd->add_option("--device", search.device, "cpu or cuda");
+
   PretrainCommand pretrain;
   auto* pretrainCmd = cli.add_subcommand(
       "pretrain", "Self-supervised pretraining on unlabelled CT (methods: gemini).");
@@ -284,6 +352,27 @@ int runCli(int argc, char** argv) {
     }
     if (convertCmd->parsed()) {
       return runConvert(convert, std::cout, std::cerr);
+    }
+    if (adslTrainCmd->parsed()) {
+      if (adslTrain.runDir.empty() && !adslTrain.resume) {
+        adslTrain.runDir =
+            std::filesystem::path("runs") /
+            ("adsl-" + (adslTrain.config ? adslTrain.config->stem().string() : std::string("run")));
+      }
+      return runTrainAdsl(adslTrain, std::cout, std::cerr);
+    }
+    if (indexCmd->parsed()) {
+      index.threads = threads;
+      index.action = indexAddCmd->parsed()       ? "add"
+                     : indexRemoveCmd->parsed()  ? "remove"
+                     : indexRebuildCmd->parsed() ? "rebuild"
+                                                 : "info";
+      (void)indexInfoCmd;
+      return runIndex(index, std::cout, std::cerr);
+    }
+    if (searchCmd->parsed()) {
+      search.threads = threads;
+      return runSearch(search, std::cout, std::cerr);
     }
     if (trainCmd->parsed()) {
       if (train.runDir.empty() && !train.resume) {

@@ -128,6 +128,16 @@ json optionsToJson(const ModelOptions& options) {
           return json{{"backbone", toJsonBackbone(o.backbone)},
                       {"head", toJsonHead(o.head)},
                       {"numClasses", o.numClasses}};
+        } else if constexpr (std::is_same_v<T, AdslOptions>) {
+          return json{{"inChannels", o.inChannels},
+                      {"stemChannels", o.stemChannels},
+                      {"blocks", o.blocks},
+                      {"widths", o.widths},
+                      {"attentionChannels", o.attentionChannels},
+                      {"embeddingDim", o.embeddingDim},
+                      {"dropout", o.dropout},
+                      {"inputSize", o.inputSize},
+                      {"freezeBatchNorm", o.freezeBatchNorm}};
         } else {
           return toJsonNet(o);
         }
@@ -182,9 +192,23 @@ ModelOptions parseOptions(std::string_view architecture, const json& j) {
     validate(o);
     return o;
   }
+  if (architecture == AdslOptions::kId) {
+    AdslOptions o;
+    j.at("inChannels").get_to(o.inChannels);
+    j.at("stemChannels").get_to(o.stemChannels);
+    j.at("blocks").get_to(o.blocks);
+    j.at("widths").get_to(o.widths);
+    j.at("attentionChannels").get_to(o.attentionChannels);
+    j.at("embeddingDim").get_to(o.embeddingDim);
+    j.at("dropout").get_to(o.dropout);
+    j.at("inputSize").get_to(o.inputSize);
+    j.at("freezeBatchNorm").get_to(o.freezeBatchNorm);
+    validate(o);
+    return o;
+  }
   throw ModelError("model card: unknown architecture '" + std::string(architecture) +
                    "' (known: hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini, "
-                   "gemini-unet)");
+                   "gemini-unet, adsl)");
 }
 
 // ---- container helpers ------------------------------------------------------------------------
@@ -235,6 +259,10 @@ ModelCard makeModelCard(std::string_view architecture, std::string_view preset) 
   }
   if (const auto* h = std::get_if<HDenseUNetOptions>(&card.options)) {
     card.preprocessing.sliceContext = h->sliceContext;
+  }
+  if (std::holds_alternative<AdslOptions>(card.options)) {
+    // A metric-learning embedding: no segmentation classes (training labels are the data set's).
+    card.labels.clear();
   }
   card.provenance.trainingStage = "untrained";
   return card;

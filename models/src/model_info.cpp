@@ -224,6 +224,27 @@ CostEstimate geminiHead(const GeminiBackboneOptions& b,
   return cost;
 }
 
+// ---- ADSL ------------------------------------------------------------------------------------
+
+// 2D shape walk of AdslNet: convolutions without bias in the backbone, BN affine parameters.
+struct AdslWalker {
+  std::int64_t h;
+  std::int64_t w;
+
+  void window(int k, int stride, int pad) {
+    h = (h + 2 * pad - k) / stride + 1;
+    w = (w + 2 * pad - k) / stride + 1;
+  }
+
+  void conv(std::int64_t in, std::int64_t out, int k, bool bias, CostEstimate& cost) const {
+    const std::int64_t weights = in * out * k * k;
+    cost.parameters += weights + (bias ? out : 0);
+    cost.macs += static_cast<double>(weights) * static_cast<double>(h * w);
+  }
+
+  static void norm(std::int64_t c, CostEstimate& cost) { cost.parameters += 2 * c; }
+};
+
 double gflops(const CostEstimate& c, double times = 1.0) {
   return 2.0 * c.macs * times / 1e9;
 }
@@ -273,6 +294,12 @@ PresetInfo describe(std::string_view architecture, std::string_view preset) {
     if (cost.segmentationHead.parameters > 0) {
       info.subnetworks.push_back(subnet("seg_head", cost.segmentationHead, perSlice, perWindow));
     }
+  } else if (const auto* a = std::get_if<AdslOptions>(&options)) {
+    const auto cost = adslCost(*a, a->inputSize, a->inputSize);
+    const auto perWindow = static_cast<double>(kWindow);
+    info.subnetworks = {subnet("backbone", cost.backbone, 1.0, perWindow),
+                        subnet("attention", cost.attention, 1.0, perWindow),
+                        subnet("embedding", cost.embedding, 1.0, perWindow)};
   } else {
     const auto& coarse = std::get<CoarseLiverOptions>(options);
     const std::int64_t s = kSlice / coarse.downsample;
@@ -351,13 +378,57 @@ GeminiCost geminiUNetCost(const GeminiUNetOptions& options,
   return cost;
 }
 
+AdslCost adslCost(const AdslOptions& options, std::int64_t height, std::int64_t width) {
+  validate(options);
+  if (height <= 0 || width <= 0) {
+    throw ModelError("adslCost: sizes must be positive");
+  }
+  AdslCost cost;
+  AdslWalker walker{height, width};
+  auto& b = cost.backbone;
+  walker.window(7, 2, 3);
+  walker.conv(options.inChannels, options.stemChannels, 7, false, b);
+  AdslWalker::norm(options.stemChannels, b);
+  walker.window(3, 2, 1); // max-pool
+  std::int64_t inplanes = options.stemChannels;
+  for (std::size_t layer = 0; layer < options.blocks.size(); ++layer) {
+    const std::int64_t width1 = options.widths[layer];
+    const std::int64_t out = 4 * width1;
+    for (int block = 0; block < options.blocks[layer]; ++block) {
+      const int stride = (block == 0 && layer > 0) ? 2 : 1;
+      walker.conv(inplanes, width1, 1, false, b); // conv1 at the input size
+      AdslWalker::norm(width1, b);
+      walker.window(3, stride, 1); // conv2 carries the stride
+      walker.conv(width1, width1, 3, false, b);
+      AdslWalker::norm(width1, b);
+      walker.conv(width1, out, 1, false, b);
+      AdslWalker::norm(out, b);
+      if (block == 0 && (stride != 1 || inplanes != out)) {
+        walker.conv(inplanes, out, 1, false, b); // downsample (1x1, stride), at the output size
+        AdslWalker::norm(out, b);
+      }
+      inplanes = out;
+    }
+  }
+  const std::int64_t a0 = options.attentionChannels[0];
+  const std::int64_t a1 = options.attentionChannels[1];
+  walker.conv(inplanes, a0, 3, true, cost.attention);
+  walker.conv(a0, a1, 3, true, cost.attention);
+  walker.conv(a1, 1, 3, true, cost.attention);
+  const std::int64_t e = options.embeddingDim;
+  cost.embedding.parameters = inplanes * e + e;
+  cost.embedding.macs = static_cast<double>(inplanes * e);
+  return cost;
+}
+
 std::vector<std::string> modelInfoArchitectures() {
   return {std::string(HDenseUNetOptions::kId),
           std::string(DenseUNet2dOptions::kId),
           std::string(DenseUNet3dOptions::kId),
           std::string(CoarseLiverOptions::kId),
           std::string(GeminiOptions::kId),
-          std::string(GeminiUNetOptions::kId)};
+          std::string(GeminiUNetOptions::kId),
+          std::string(AdslOptions::kId)};
 }
 
 std::vector<PresetInfo> describeModel(std::string_view architecture,
@@ -372,7 +443,7 @@ std::vector<PresetInfo> describeModel(std::string_view architecture,
   if (!known) {
     throw ModelError("no model architecture named '" + std::string(architecture) +
                      "' (known: hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini, "
-                     "gemini-unet)");
+                     "gemini-unet, adsl)");
   }
   std::vector<PresetInfo> out;
   for (const auto& p : presetNames()) {

@@ -121,9 +121,12 @@ ModelOptions modelPreset(std::string_view architecture, std::string_view preset)
   if (architecture == GeminiUNetOptions::kId) {
     return geminiUNetPreset(preset);
   }
+  if (architecture == AdslOptions::kId) {
+    return adslPreset(preset);
+  }
   throw ModelError("unknown architecture '" + std::string(architecture) +
-                   "' (expected hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini or "
-                   "gemini-unet)");
+                   "' (expected hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini, "
+                   "gemini-unet or adsl)");
 }
 
 void validate(const DenseUNetOptions& o) {

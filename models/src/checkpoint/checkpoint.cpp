@@ -90,6 +90,8 @@ AnyNet makeNet(const ModelOptions& options) {
           return GeminiNet(o);
         } else if constexpr (std::is_same_v<T, GeminiUNetOptions>) {
           return GeminiUNet(o);
+        } else if constexpr (std::is_same_v<T, AdslOptions>) {
+          return AdslNet(o);
         } else {
           return CoarseLiverNet(o);
         }

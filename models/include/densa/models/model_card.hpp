@@ -55,8 +55,9 @@ struct ModelCard {
 };
 
 /// A card for a preset of an architecture ("hdenseunet", "dense-unet-2d", "dense-unet-3d",
-/// "coarse-liver", "gemini", "gemini-unet"); the coarse net gets labels {background, liver}, a
-/// "gemini" net without a segmentation head no labels. Throws ModelError.
+/// "coarse-liver", "gemini", "gemini-unet", "adsl"); the coarse net gets labels {background,
+/// liver}, a "gemini" net without a segmentation head and an "adsl" embedding net no labels.
+/// Throws ModelError.
 [[nodiscard]] ModelCard makeModelCard(std::string_view architecture, std::string_view preset);
 
 /// JSON codec. parseModelCard throws ModelError for invalid JSON, a missing key, an unknown

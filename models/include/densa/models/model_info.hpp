@@ -34,11 +34,14 @@ struct PresetInfo {
 };
 
 /// Architectures `densa model info` knows: "hdenseunet", "dense-unet-2d", "dense-unet-3d",
-/// "coarse-liver", "gemini", "gemini-unet". GEMINI's sub-networks are "backbone", "deformer",
-/// "res_head" and "seg_head" (those present), each costed for one forward pass (a pretraining
-/// iteration runs the backbone three times, the deformer twice and the restoration head once).
-/// A 3D GEMINI is costed on the 8 x 512 x 512 window (the backbone's zero-padding to 16 slices
-/// included), a 2D one per 512 x 512 slice.
+/// "coarse-liver", "gemini", "gemini-unet", "adsl". GEMINI's sub-networks are "backbone",
+/// "deformer", "res_head" and "seg_head" (those present), each costed for one forward pass (a
+/// pretraining iteration runs the backbone three times, the deformer twice and the restoration head
+/// once). A 3D GEMINI is costed on the 8 x 512 x 512 window (the backbone's zero-padding to 16
+/// slices included), a 2D one per 512 x 512 slice. ADSL's sub-networks are "backbone", "attention"
+/// and "embedding"; its "slice" is one image of inputSize x inputSize pixels (the preset's patch
+/// size, e.g. 224 x 224 for "paper") and its "window" 8 such images; the embedding's
+/// multiply-accumulates are counted like a 1 x 1 convolution.
 [[nodiscard]] std::vector<std::string> modelInfoArchitectures();
 
 /// The preset table of an architecture ("h-dense-unet" is accepted for "hdenseunet"); all presets
@@ -79,6 +82,19 @@ struct GeminiCost {
 /// The transfer model: backbone and segmentation head (deformer and restoration head zero).
 [[nodiscard]] GeminiCost geminiUNetCost(const GeminiUNetOptions& options,
                                         const std::vector<std::int64_t>& spatial);
+
+/// ADSL on one [1, C, height, width] image: the truncated ResNet (conv1, bn1, layer1..layerN; BN
+/// affine parameters counted, running statistics not), the attention convs (with bias) and the
+/// embedding Linear (F x E + E).
+struct AdslCost {
+  CostEstimate backbone;
+  CostEstimate attention;
+  CostEstimate embedding;
+};
+
+[[nodiscard]] AdslCost adslCost(const AdslOptions& options,
+                                std::int64_t height,
+                                std::int64_t width);
 
 [[nodiscard]] HDenseUNetCost hDenseUNetCost(const HDenseUNetOptions& options,
                                             std::int64_t depth,

@@ -2,9 +2,10 @@
 #pragma once
 
 // Architecture options and presets of the H-DenseUNet family (methods-spec §1.5-§1.8) and the
-// registry of every architecture (GEMINI's options are in gemini_options.hpp). This header pulls
-// in no LibTorch header.
+// registry of every architecture (GEMINI's options are in gemini_options.hpp, ADSL's in
+// adsl_options.hpp). This header pulls in no LibTorch header.
 
+#include "densa/models/adsl_options.hpp"
 #include "densa/models/gemini_options.hpp"
 
 #include <string>
@@ -79,10 +80,11 @@ using ModelOptions = std::variant<HDenseUNetOptions,
                                   DenseUNet3dOptions,
                                   CoarseLiverOptions,
                                   GeminiOptions,
-                                  GeminiUNetOptions>;
+                                  GeminiUNetOptions,
+                                  AdslOptions>;
 
 /// Registry id of the options' architecture ("hdenseunet", "dense-unet-2d", ..., "gemini",
-/// "gemini-unet").
+/// "gemini-unet", "adsl").
 [[nodiscard]] std::string_view architectureId(const ModelOptions& options);
 
 /// Names of the presets, smallest last: "paper", "small", "tiny".
@@ -100,7 +102,7 @@ using ModelOptions = std::variant<HDenseUNetOptions,
 [[nodiscard]] CoarseLiverOptions coarseLiverPreset(std::string_view preset);
 
 /// Options of any architecture by registry id and preset (throws ModelError). Registry ids:
-/// hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini, gemini-unet.
+/// hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini, gemini-unet, adsl.
 [[nodiscard]] ModelOptions modelPreset(std::string_view architecture, std::string_view preset);
 
 /// Throws ModelError when the options cannot form the fixed topology (block/decoder counts,

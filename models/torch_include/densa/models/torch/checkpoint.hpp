@@ -5,6 +5,7 @@
 // card and the weights (container layout in densa/models/model_card.hpp).
 
 #include "densa/models/model_card.hpp"
+#include "densa/models/torch/adsl.hpp"
 #include "densa/models/torch/dense_unet.hpp"
 #include "densa/models/torch/gemini.hpp"
 #include "densa/models/torch/h_dense_unet.hpp"
@@ -21,8 +22,8 @@
 namespace densa::models {
 
 /// Any network the registry builds.
-using AnyNet =
-    std::variant<HDenseUNet, DenseUNet2d, DenseUNet3d, CoarseLiverNet, GeminiNet, GeminiUNet>;
+using AnyNet = std::
+    variant<HDenseUNet, DenseUNet2d, DenseUNet3d, CoarseLiverNet, GeminiNet, GeminiUNet, AdslNet>;
 
 /// Registry: a freshly initialised network of the architecture the options name.
 [[nodiscard]] AnyNet makeNet(const ModelOptions& options);
