@@ -69,10 +69,14 @@ void applyKey(PretrainConfig& c, const std::string& key, const YAML::Node& v) {
     }
   } else if (key == "variant") {
     c.variant = as<std::string>(v, key);
-    if (c.variant != "mip") {
-      throw core::InvalidArgument("config key 'variant': only 'mip' is available, got '" +
-                                  c.variant + "'");
+    if (c.variant != "mip" && c.variant != "semi") {
+      throw core::InvalidArgument("config key 'variant': expected mip or semi, got '" + c.variant +
+                                  "'");
     }
+  } else if (key == "labelled") {
+    c.labelled = parseTrainDatasets(v, key);
+  } else if (key == "tumour_fraction") {
+    c.tumourFraction = as<double>(v, key);
   } else if (key == "preset") {
     c.preset = as<std::string>(v, key);
   } else if (key == "crop_size") {
@@ -119,6 +123,11 @@ std::string toYaml(const PretrainConfig& c) {
     e << YAML::BeginMap << YAML::Key << "path" << YAML::Value << d.string() << YAML::EndMap;
   }
   e << YAML::EndSeq;
+  if (!c.labelled.empty()) {
+    e << YAML::Key << "labelled" << YAML::Value;
+    emitTrainDatasets(e, c.labelled);
+    e << YAML::Key << "tumour_fraction" << YAML::Value << c.tumourFraction;
+  }
   e << YAML::Key << "variant" << YAML::Value << c.variant << YAML::Key << "preset" << YAML::Value
     << c.preset << YAML::Key << "crop_size" << YAML::Value << c.cropSize << YAML::Key
     << "spacing_mm" << YAML::Value << c.spacingMm << YAML::Key << "hu_min" << YAML::Value << c.huMin
@@ -140,7 +149,9 @@ std::string toYaml(const PretrainConfig& c) {
 struct Pair {
   torch::Tensor a;         ///< [1, 1, S, S, S] in [0, 1], after the shared spatial transform
   torch::Tensor b;         ///< a different volume, same transform
-  torch::Tensor corrupted; ///< Ã: a with the appearance corruption
+  torch::Tensor corrupted; ///< Ã: a with the appearance corruption (mip)
+  torch::Tensor x;         ///< a labelled crop, same transform (semi)
+  torch::Tensor y;         ///< its labels [1, S, S, S] int64 (nearest)
 };
 
 /// A crop of `size`³ at a random position (zero-padded where the volume is smaller); crops that
@@ -179,6 +190,7 @@ torch::Tensor randomCrop(const torch::Tensor& volume, int size, std::mt19937_64&
 }
 
 Pair samplePair(const std::vector<PretrainVolume>& volumes,
+                const std::vector<IsoLabelledVolume>& labelled,
                 const PretrainConfig& c,
                 std::int64_t step,
                 int rank) {
@@ -205,15 +217,27 @@ Pair samplePair(const std::vector<PretrainVolume>& volumes,
   const auto field = models::randomAffineField({c.cropSize, c.cropSize, c.cropSize}, rng, affine);
   p.a = models::warp(a, field);
   p.b = models::warp(b, field);
-  p.corrupted = models::corruptAppearance(p.a, rng);
+  if (labelled.empty()) {
+    p.corrupted = models::corruptAppearance(p.a, rng);
+  } else {
+    const auto& v = labelled[static_cast<std::size_t>(models::uniform01(rng) *
+                                                      static_cast<double>(labelled.size())) %
+                             labelled.size()];
+    auto [x, y] = labelledCrop(v, c.cropSize, c.tumourFraction, rng);
+    p.x = models::warp(x, field);
+    p.y = models::warp(y, field, models::Interp::Nearest).squeeze(1).round().to(torch::kInt64);
+  }
   return p;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Run folder
 
-const char* kMetricsHeader =
-    "step,loss,gvs,gss,smooth,restoration,pairs_per_second,folding_percent\n";
+std::string metricsHeader(const PretrainConfig& c) {
+  return std::string("step,loss,gvs,gss,smooth,") +
+         (c.variant == "semi" ? "segmentation" : "restoration") +
+         ",pairs_per_second,folding_percent\n";
+}
 
 std::vector<std::vector<double>> readMetrics(const fs::path& file) {
   std::vector<std::vector<double>> rows;
@@ -278,11 +302,16 @@ void writeReport(const fs::path& run, const PretrainConfig& c, const std::string
        << svgChart("L_GEMINI = 1.0·GVS + 0.8·GSS + 0.4·smooth", loss, "total")
        << svgChart("GVS (masked local NCC) and GSS (masked cosine)", gvs, "GVS", gss, "GSS")
        << svgChart("Smoothness of the fields", smooth, "smooth")
-       << svgChart("Restoration (100·MSE)", res, "restoration")
+       << (c.variant == "semi" ? svgChart("Segmentation of the labelled crops (100·(CE/K + Dice))",
+                                          res,
+                                          "segmentation")
+                               : svgChart("Restoration (100·MSE)", res, "restoration"))
        << svgChart("Folding voxels of φ_AB (|J| ≤ 0), %", folding, "folding %");
   if (fs::exists(run / "pair.png")) {
     html << "<h2>Last logged pair (middle axial slice)</h2><p>A, B, A warped onto B by φ_AB, "
-            "Ã (corrupted A), restored A</p><img src='pair.png' style='max-width:100%'>";
+         << (c.variant == "semi" ? "a labelled crop, its liver probability"
+                                 : "Ã (corrupted A), restored A")
+         << "</p><img src='pair.png' style='max-width:100%'>";
   }
   html << "<h2>Configuration</h2><pre>" << toYaml(c)
        << "</pre><p>Files: metrics.csv, train.log, last.densa (a <code>gemini</code> checkpoint: "
@@ -302,6 +331,11 @@ PretrainConfig loadPretrainConfig(const fs::path& file, const std::vector<std::s
   for (auto& d : c.datasets) {
     if (d.is_relative() && !fs::exists(d)) {
       d = file.parent_path() / d;
+    }
+  }
+  for (auto& d : c.labelled) {
+    if (d.path.is_relative() && !fs::exists(d.path)) {
+      d.path = file.parent_path() / d.path;
     }
   }
   if (c.datasets.empty()) {
@@ -359,6 +393,20 @@ int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream&
   // Data: every volume resampled to the isotropic spacing and scaled to [0, 1] once.
   const PretrainPreprocessing pre{c.spacingMm, c.huMin, c.huMax};
   std::vector<PretrainVolume> volumes = loadPretrainVolumes(c.datasets, pre, err);
+  // GEMINI-Semi: the labelled cases on the same isotropic grid; their images join the pool.
+  std::vector<IsoLabelledVolume> labelled;
+  if (c.variant == "semi") {
+    if (c.labelled.empty()) {
+      throw core::InvalidArgument("variant semi needs 'labelled': datasets with label maps");
+    }
+    for (const auto& d : c.labelled) {
+      for (const auto& lc : readDataset(d.path).cases) {
+        labelled.push_back(
+            toIsoLabelled(loadTrainingVolume(lc, d.labelMap), c.spacingMm, c.huMin, c.huMax));
+        volumes.push_back({labelled.back().id, labelled.back().image});
+      }
+    }
+  }
   if (volumes.empty()) {
     throw core::InputError(c.datasets.front(), "holds no CT volume to pretrain on");
   }
@@ -375,6 +423,9 @@ int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream&
   models::ModelCard card = models::makeModelCard("gemini", c.preset);
   auto& options = std::get<models::GeminiOptions>(card.options);
   options.diffeomorphic = c.diffeomorphic;
+  options.restorationHead = c.variant == "mip";
+  options.segmentationClasses = c.variant == "semi" ? 3 : 0;
+  card.labels = {"background", "liver", "tumour"};
   card.preprocessing.huMin = c.huMin;
   card.preprocessing.huMax = c.huMax;
   card.preprocessing.intensityOffset = 0;
@@ -384,7 +435,9 @@ int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream&
   card.provenance.densaVersion = build::kVersion;
   card.provenance.gitSha = build::kGitHash;
   card.provenance.trainingStage = "gemini-" + c.variant;
-  card.provenance.trainingData = std::to_string(volumes.size()) + " unlabelled CT volume(s)";
+  card.provenance.trainingData = std::to_string(volumes.size() - labelled.size()) +
+                                 " unlabelled and " + std::to_string(labelled.size()) +
+                                 " labelled CT volume(s)";
   torch::manual_seed(c.seed);
   models::AnyNet any = models::makeNet(card.options);
   models::GeminiNet& net = std::get<models::GeminiNet>(any);
@@ -405,13 +458,27 @@ int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream&
     distributed->broadcast(params, 0);
   }
   if (main && (!fs::exists(run / "metrics.csv") || !command.resume)) {
-    io::writeTextAtomically(run / "metrics.csv", kMetricsHeader);
+    io::writeTextAtomically(run / "metrics.csv", metricsHeader(c));
   }
 
   auto saveState = [&] {
     saveRunState(stateFile, *net, optimizer, step, -1);
     if (main) {
       models::saveCheckpoint(any, card, run / "last.densa");
+      if (c.variant == "semi") {
+        // The segmentation model alone: backbone + segmentation head as a "gemini-unet" (the
+        // parameter names are the same), for densa segment and the viewer.
+        models::ModelCard unetCard = card;
+        unetCard.options = models::transferOptions(options, 3);
+        models::AnyNet unet = models::makeNet(unetCard.options);
+        const auto all = models::stateDict(*net);
+        std::map<std::string, torch::Tensor> subset;
+        for (const auto& [name, value] : models::stateDict(*models::moduleOf(unet))) {
+          subset[name] = all.at(name);
+        }
+        models::loadStateDict(*models::moduleOf(unet), subset, (run / "last.densa").string());
+        models::saveCheckpoint(unet, unetCard, run / "segmenter.densa");
+      }
     }
   };
 
@@ -423,8 +490,13 @@ int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream&
   std::int64_t queued = step;
   auto refill = [&] {
     while (static_cast<int>(ahead.size()) < std::max(1, c.workers) && queued < c.steps) {
-      ahead.push_back(std::async(
-          std::launch::async, samplePair, std::cref(volumes), std::cref(c), queued, rank));
+      ahead.push_back(std::async(std::launch::async,
+                                 samplePair,
+                                 std::cref(volumes),
+                                 std::cref(labelled),
+                                 std::cref(c),
+                                 queued,
+                                 rank));
       ++queued;
     }
   };
@@ -448,11 +520,20 @@ int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream&
     const double smooth = l.smooth.item<double>();
     skipped += optimise(l.total) ? 0 : 1;
     const torch::Tensor flowAB = l.flowAB.detach();
-    // Step 2 (a second Adam step in the same iteration, as the reference): self-restoration.
-    const torch::Tensor restored = net->restore(pair.corrupted.to(device));
-    const torch::Tensor lres = models::restorationLoss(restored, a);
-    const double res = lres.item<double>();
-    skipped += optimise(lres) ? 0 : 1;
+    // Step 2 (a second Adam step in the same iteration, as the reference): self-restoration
+    // (mip) or segmentation of a labelled crop (semi).
+    torch::Tensor second;
+    torch::Tensor secondLoss;
+    if (c.variant == "semi") {
+      const torch::Tensor logits = net->segment(pair.x.to(device));
+      secondLoss = models::semiSegmentationLoss(logits, pair.y.to(device));
+      second = torch::softmax(logits.detach(), 1).narrow(1, 1, 1);
+    } else {
+      second = net->restore(pair.corrupted.to(device));
+      secondLoss = models::restorationLoss(second, a);
+    }
+    const double res = secondLoss.item<double>();
+    skipped += optimise(secondLoss) ? 0 : 1;
     ++step;
     sums[0] += total;
     sums[1] += gvs;
@@ -476,8 +557,9 @@ int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream&
       std::ostringstream line;
       line << std::setprecision(4) << "step " << step << "/" << c.steps << "  loss "
            << sums[0] / count << " (GVS " << sums[1] / count << ", GSS " << sums[2] / count
-           << ", smooth " << sums[3] / count << ")  restoration " << sums[4] / count << "  folding "
-           << 100.0 * jac.foldingFraction << " %";
+           << ", smooth " << sums[3] / count << ")  "
+           << (c.variant == "semi" ? "segmentation " : "restoration ") << sums[4] / count
+           << "  folding " << 100.0 * jac.foldingFraction << " %";
       if (skipped > 0) {
         line << "  (" << skipped << " non-finite step(s) skipped)";
       }
@@ -492,8 +574,8 @@ int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream&
                      {pair.a,
                       pair.b,
                       models::warp(a, flowAB).to(torch::kCPU),
-                      pair.corrupted,
-                      restored.detach().to(torch::kCPU)});
+                      c.variant == "semi" ? pair.x : pair.corrupted,
+                      second.detach().to(torch::kCPU)});
       }
       sums = {};
       count = 0;

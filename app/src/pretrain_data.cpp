@@ -7,6 +7,7 @@
 #include "densa/core/error.hpp"
 #include "densa/core/orient.hpp"
 #include "densa/models/error.hpp"
+#include "densa/models/torch/gemini_ops.hpp"
 
 #include <cmath>
 #include <ostream>
@@ -108,6 +109,77 @@ std::vector<PretrainVolume> loadPretrainVolumes(const std::vector<fs::path>& dat
     }
   }
   return out;
+}
+
+IsoLabelledVolume toIsoLabelled(const TrainingVolume& v,
+                                double spacingMm,
+                                double huMin,
+                                double huMax) {
+  const core::Grid grid = isotropicGrid(core::gridOf(v.ct), spacingMm);
+  const auto ct = core::resampleOnto(
+      core::toFloat(core::AnyVolume(v.ct)), grid, core::Interpolation::Linear, -1024.0F);
+  const auto labels =
+      core::resampleOnto(v.labels, grid, core::Interpolation::Nearest, std::uint8_t{0});
+  IsoLabelledVolume out;
+  out.id = v.id;
+  out.image = scaleWindow(toTensor(ct), huMin, huMax);
+  out.labels = toTensor(core::toFloat(core::AnyVolume(labels)));
+  for (std::size_t i = 0; i < labels.voxelCount(); ++i) {
+    if (labels.voxels()[i] >= 1) {
+      out.liver.push_back(static_cast<std::int64_t>(i));
+    }
+    if (labels.voxels()[i] == 2) {
+      out.tumour.push_back(static_cast<std::int64_t>(i));
+    }
+  }
+  return out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> labelledCrop(const IsoLabelledVolume& v,
+                                                     int size,
+                                                     double tumourFraction,
+                                                     std::mt19937_64& rng) {
+  const std::int64_t s = size;
+  const auto d = v.image.size(2);
+  const auto h = v.image.size(3);
+  const auto w = v.image.size(4);
+  auto pick = [&](const std::vector<std::int64_t>& list) {
+    return list[static_cast<std::size_t>(models::uniform01(rng) *
+                                         static_cast<double>(list.size())) %
+                list.size()];
+  };
+  std::int64_t centre = 0;
+  if (!v.tumour.empty() && models::uniform01(rng) < tumourFraction) {
+    centre = pick(v.tumour);
+  } else if (!v.liver.empty()) {
+    centre = pick(v.liver);
+  } else {
+    centre = static_cast<std::int64_t>(models::uniform01(rng) * static_cast<double>(d * h * w));
+  }
+  const std::array<std::int64_t, 3> p{centre / (h * w), (centre / w) % h, centre % w};
+  const std::array<std::int64_t, 3> n{d, h, w};
+  torch::Tensor image = torch::zeros({1, 1, s, s, s});
+  torch::Tensor label = torch::zeros({1, 1, s, s, s});
+  std::array<std::int64_t, 3> src{};
+  std::array<std::int64_t, 3> dst{};
+  std::array<std::int64_t, 3> len{};
+  for (std::size_t a = 0; a < 3; ++a) {
+    const std::int64_t start = p[a] - s / 2; // may lie outside: zero padding
+    src[a] = std::max<std::int64_t>(0, start);
+    dst[a] = src[a] - start;
+    len[a] = std::min<std::int64_t>(n[a], start + s) - src[a];
+  }
+  if (len[0] > 0 && len[1] > 0 && len[2] > 0) {
+    auto region = [&](const torch::Tensor& t) {
+      return t.narrow(2, src[0], len[0]).narrow(3, src[1], len[1]).narrow(4, src[2], len[2]);
+    };
+    auto into = [&](torch::Tensor& t) {
+      return t.narrow(2, dst[0], len[0]).narrow(3, dst[1], len[1]).narrow(4, dst[2], len[2]);
+    };
+    into(image).copy_(region(v.image));
+    into(label).copy_(region(v.labels));
+  }
+  return {image, label};
 }
 
 } // namespace densa::app

@@ -3,6 +3,7 @@
 // Volumes for GEMINI pretraining and registration (private to app/): CT resampled to an isotropic
 // grid in the canonical axial orientation, the HU window scaled to [0, 1], as LibTorch tensors.
 
+#include "densa/app/datasets.hpp"
 #include "densa/core/resample.hpp"
 #include "densa/core/volume.hpp"
 #include "densa/models/error.hpp"
@@ -12,6 +13,7 @@
 
 #include <filesystem>
 #include <iosfwd>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -47,6 +49,30 @@ struct PretrainVolume {
 [[nodiscard]] torch::Tensor scaleWindow(const torch::Tensor& hu, double huMin, double huMax);
 /// The voxels of a [1, 1, D, H, W] tensor on `grid`.
 [[nodiscard]] core::Volume<float> fromTensor(const torch::Tensor& t, const core::Grid& grid);
+
+/// A labelled volume on the isotropic grid, with the voxels crops are centred on.
+struct IsoLabelledVolume {
+  std::string id;
+  torch::Tensor image;              ///< [1, 1, D, H, W] in [0, 1]
+  torch::Tensor labels;             ///< [1, 1, D, H, W] float 0/1/2
+  std::vector<std::int64_t> liver;  ///< voxel offsets with label >= 1
+  std::vector<std::int64_t> tumour; ///< voxel offsets with label 2
+};
+
+/// A canonical-axial training volume resampled onto its isotropic grid (CT linear, labels
+/// nearest), the HU window scaled to [0, 1].
+[[nodiscard]] IsoLabelledVolume toIsoLabelled(const TrainingVolume& v,
+                                              double spacingMm,
+                                              double huMin,
+                                              double huMax);
+
+/// A size³ crop of `v` centred on a tumour voxel with probability tumourFraction, else on a liver
+/// voxel (a random voxel when there is no liver), zero-padded: {image, labels}, each
+/// [1, 1, size, size, size] float.
+[[nodiscard]] std::pair<torch::Tensor, torch::Tensor> labelledCrop(const IsoLabelledVolume& v,
+                                                                   int size,
+                                                                   double tumourFraction,
+                                                                   std::mt19937_64& rng);
 
 /// Every CT volume of `datasets` (folder trees, dataset layouts, CSV lists), preprocessed.
 /// Volumes that cannot be read are reported on `err` and skipped.

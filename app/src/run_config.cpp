@@ -10,6 +10,45 @@
 
 namespace densa::app {
 
+std::vector<TrainDataset> parseTrainDatasets(const YAML::Node& list, const std::string& key) {
+  std::vector<TrainDataset> out;
+  for (const auto& d : list) {
+    TrainDataset ds;
+    ds.path = configValue<std::string>(d["path"], key + ".path");
+    if (d["label_map"]) {
+      std::map<int, int> m;
+      for (const auto& kv : d["label_map"]) {
+        m[configValue<int>(kv.first, key + ".label_map")] =
+            configValue<int>(kv.second, key + ".label_map");
+      }
+      ds.labelMap = m;
+    }
+    ds.validationOnly =
+        d["validation_only"] && configValue<bool>(d["validation_only"], key + ".validation_only");
+    ds.trainOnly = d["train_only"] && configValue<bool>(d["train_only"], key + ".train_only");
+    out.push_back(ds);
+  }
+  return out;
+}
+
+void emitTrainDatasets(YAML::Emitter& e, const std::vector<TrainDataset>& datasets) {
+  e << YAML::BeginSeq;
+  for (const auto& d : datasets) {
+    e << YAML::BeginMap << YAML::Key << "path" << YAML::Value << d.path.string();
+    if (d.labelMap) {
+      e << YAML::Key << "label_map" << YAML::Value << YAML::Flow << *d.labelMap;
+    }
+    if (d.validationOnly) {
+      e << YAML::Key << "validation_only" << YAML::Value << true;
+    }
+    if (d.trainOnly) {
+      e << YAML::Key << "train_only" << YAML::Value << true;
+    }
+    e << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+}
+
 namespace fs = std::filesystem;
 
 void readConfig(const fs::path& file,

@@ -4,6 +4,7 @@
 // the optimiser step and state file of the hand-written training loops (GEMINI pretraining and
 // gemini-unet training; H-DenseUNet uses models::Trainer).
 
+#include "densa/app/train.hpp"
 #include "densa/core/error.hpp"
 
 #include <torch/nn/module.h>
@@ -31,6 +32,13 @@ T configValue(const YAML::Node& node, const std::string& key) {
     throw core::InvalidArgument("config key '" + key + "': bad value '" + YAML::Dump(node) + "'");
   }
 }
+
+/// A YAML list of labelled datasets ({path, label_map, validation_only, train_only}), as the
+/// training configs write them; `key` names the list in messages.
+[[nodiscard]] std::vector<TrainDataset> parseTrainDatasets(const YAML::Node& list,
+                                                           const std::string& key);
+/// Writes `datasets` as parseTrainDatasets reads them (the value of a key).
+void emitTrainDatasets(YAML::Emitter& e, const std::vector<TrainDataset>& datasets);
 
 /// Reads `file` (a YAML mapping) and calls `apply(key, value)` for each entry, then for each
 /// "key=value" override. core::InputError for an unreadable or non-mapping file,

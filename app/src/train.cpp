@@ -54,21 +54,7 @@ T as(const YAML::Node& node, const std::string& key) {
 
 void applyKey(TrainConfig& c, const std::string& key, const YAML::Node& v) {
   if (key == "datasets") {
-    c.datasets.clear();
-    for (const auto& d : v) {
-      TrainDataset ds;
-      ds.path = as<std::string>(d["path"], "datasets.path");
-      if (d["label_map"]) {
-        std::map<int, int> m;
-        for (const auto& kv : d["label_map"]) {
-          m[as<int>(kv.first, "label_map")] = as<int>(kv.second, "label_map");
-        }
-        ds.labelMap = m;
-      }
-      ds.validationOnly = d["validation_only"] && as<bool>(d["validation_only"], "validation_only");
-      ds.trainOnly = d["train_only"] && as<bool>(d["train_only"], "train_only");
-      c.datasets.push_back(ds);
-    }
+    c.datasets = parseTrainDatasets(v, key);
   } else if (key == "dataset") {
     c.datasets = {TrainDataset{as<std::string>(v, key), std::nullopt, false, false}};
   } else if (key == "architecture") {
@@ -153,21 +139,8 @@ void applyKey(TrainConfig& c, const std::string& key, const YAML::Node& v) {
 
 std::string toYaml(const TrainConfig& c) {
   YAML::Emitter e;
-  e << YAML::BeginMap << YAML::Key << "datasets" << YAML::Value << YAML::BeginSeq;
-  for (const auto& d : c.datasets) {
-    e << YAML::BeginMap << YAML::Key << "path" << YAML::Value << d.path.string();
-    if (d.labelMap) {
-      e << YAML::Key << "label_map" << YAML::Value << YAML::Flow << *d.labelMap;
-    }
-    if (d.validationOnly) {
-      e << YAML::Key << "validation_only" << YAML::Value << true;
-    }
-    if (d.trainOnly) {
-      e << YAML::Key << "train_only" << YAML::Value << true;
-    }
-    e << YAML::EndMap;
-  }
-  e << YAML::EndSeq;
+  e << YAML::BeginMap << YAML::Key << "datasets" << YAML::Value;
+  emitTrainDatasets(e, c.datasets);
   e << YAML::Key << "architecture" << YAML::Value << c.architecture << YAML::Key << "preset"
     << YAML::Value << c.preset << YAML::Key << "stage" << YAML::Value << c.stage;
   if (c.initFrom) {

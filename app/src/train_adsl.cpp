@@ -182,7 +182,8 @@ std::string configYaml(const AdslTrainConfig& c) {
 /// The patches of every dataset, split into training and held-out items; class names.
 struct ItemSet {
   std::vector<AdslItem> train;
-  std::vector<AdslItem> heldOut;
+  std::vector<AdslItem> heldOut; ///< validation: model selection and the split trigger
+  std::vector<AdslItem> test;    ///< never seen in training or selection; scored at the end
   std::vector<std::string> classNames;
 };
 
@@ -211,18 +212,23 @@ ItemSet loadItems(const AdslTrainConfig& c,
                                    c.maxPerClass,
                                    c.minAreaMm2,
                                    c.seed + 7919 * caseIndex);
-      const bool caseHeldOut =
-          c.holdout == "cases" &&
-          static_cast<int>(caseIndex % static_cast<std::size_t>(c.holdoutEvery)) ==
-              c.holdoutEvery - 1;
-      const double sz = v.ct.geometry().spacing[2];
+      // Every holdout_every-th unit (case, or block of slices) is held out; held-out units
+      // alternate between validation and test.
+      const auto unitOf = [&](const AdslItem& item) {
+        return c.holdout == "cases"
+                   ? static_cast<int>(caseIndex)
+                   : static_cast<int>(
+                         std::floor(item.slice * v.ct.geometry().spacing[2] / c.holdoutBlockMm));
+      };
       for (auto& item : items) {
-        bool held = caseHeldOut;
-        if (c.holdout == "slices") {
-          const auto block = static_cast<int>(std::floor(item.slice * sz / c.holdoutBlockMm));
-          held = block % c.holdoutEvery == c.holdoutEvery - 1;
+        const int unit = unitOf(item);
+        if (unit % c.holdoutEvery != c.holdoutEvery - 1) {
+          s.train.push_back(std::move(item));
+        } else if ((unit / c.holdoutEvery) % 2 == 0) {
+          s.heldOut.push_back(std::move(item));
+        } else {
+          s.test.push_back(std::move(item));
         }
-        (held ? s.heldOut : s.train).push_back(std::move(item));
       }
       say << "  " << lc.id << ": " << v.ct.size()[0] << "x" << v.ct.size()[1] << "x"
           << v.ct.size()[2] << ", " << items.size() << " patches\n";
@@ -459,8 +465,9 @@ int runTrainAdsl(const TrainCommand& command, std::ostream& out, std::ostream& e
   {
     std::ostringstream s;
     s << "  " << items.classNames.size() << " classes, " << items.train.size() << " training and "
-      << items.heldOut.size() << " held-out patches of " << spec.patchMm << " mm at " << spec.pixels
-      << " px; adsl/" << c.preset << " on " << device.str();
+      << items.heldOut.size() << " validation and " << items.test.size() << " test patches of "
+      << spec.patchMm << " mm at " << spec.pixels << " px; adsl/" << c.preset << " on "
+      << device.str();
     say(s.str());
   }
 
@@ -527,15 +534,25 @@ int runTrainAdsl(const TrainCommand& command, std::ostream& out, std::ostream& e
     }
     say("resumed at epoch " + std::to_string(epoch));
   } else {
-    // Baselines on the held-out patches, before any training (issue #8 item 9): raw pixels and
-    // the untrained network's attention-pooled features.
+    // Baselines before any training (issue #8 item 9): raw pixels and the untrained network's
+    // attention-pooled features, on the validation and the test patches.
     say("  baselines: raw pixels and untrained pooled features");
-    const auto pixels = evalTransform(heldImages).flatten(1);
-    retrieval["baseline_raw_pixels"] = scoresJson(
-        score(torch::nn::functional::normalize(pixels, {}), heldLabels, c.seed), items.classNames);
-    const AdslEmbedding e0 = embedBatches(net, heldImages, device);
-    retrieval["baseline_untrained_pooled"] =
-        scoresJson(score(e0.penultimate, heldLabels, c.seed), items.classNames);
+    const auto baselines = [&](const std::vector<AdslItem>& set) {
+      nlohmann::json j;
+      if (set.empty()) {
+        return j;
+      }
+      const torch::Tensor images = stackImages(imagesOf(set));
+      const std::vector<int> labels = labelsOf(set);
+      const auto pixels = evalTransform(images).flatten(1);
+      j["raw_pixels"] = scoresJson(
+          score(torch::nn::functional::normalize(pixels, {}), labels, c.seed), items.classNames);
+      j["untrained_pooled"] = scoresJson(
+          score(embedBatches(net, images, device).penultimate, labels, c.seed), items.classNames);
+      return j;
+    };
+    retrieval["validation"] = baselines(items.heldOut);
+    retrieval["test"] = baselines(items.test);
     io::writeTextAtomically(run / "metrics.csv", "epoch,loss,learners,nmi,r1,r2,r4,r8,event\n");
   }
 
@@ -670,8 +687,8 @@ int runTrainAdsl(const TrainCommand& command, std::ostream& out, std::ostream& e
       fs::copy_file(run / "last.densa", run / "best.densa", fs::copy_options::overwrite_existing);
       retrieval["best_epoch"] = epoch;
       retrieval["best_learners"] = net->numLearners();
-      retrieval["embedding"] = scoresJson(s, items.classNames);
-      retrieval["pooled"] =
+      retrieval["validation"]["embedding"] = scoresJson(s, items.classNames);
+      retrieval["validation"]["pooled"] =
           scoresJson(score(held.penultimate, heldLabels, c.seed), items.classNames);
     }
     // Dynamic addition of a learner (§3.4): plateau of the held-out NMI, last learner only.
@@ -740,8 +757,8 @@ int runTrainAdsl(const TrainCommand& command, std::ostream& out, std::ostream& e
     io::writeTextAtomically(run / "retrieval.json", retrieval.dump(2) + "\n");
     std::ostringstream csv;
     csv << "class,items,recall_at_1,recall_at_2,recall_at_4,recall_at_8\n";
-    if (retrieval.contains("embedding")) {
-      for (const auto& [name, pc] : retrieval["embedding"]["per_class"].items()) {
+    if (retrieval["validation"].contains("embedding")) {
+      for (const auto& [name, pc] : retrieval["validation"]["embedding"]["per_class"].items()) {
         csv << name << "," << pc["items"] << "," << pc["recall_at_1"] << "," << pc["recall_at_2"]
             << "," << pc["recall_at_4"] << "," << pc["recall_at_8"] << "\n";
       }
@@ -751,6 +768,25 @@ int runTrainAdsl(const TrainCommand& command, std::ostream& out, std::ostream& e
     note << std::setprecision(4) << "Best held-out NMI " << bestNmi << " at epoch " << bestEpoch
          << " with " << net->numLearners() << " learner(s) now.";
     writeReport(run, c, rows, note.str());
+  }
+  // The test patches, scored once with the selected model (§3.7 metrics).
+  if (!items.test.empty()) {
+    models::LoadedModel best = models::loadCheckpoint(run / "best.densa", device);
+    auto& bestNet = std::get<models::AdslNet>(best.net);
+    const torch::Tensor images = stackImages(imagesOf(items.test));
+    const std::vector<int> labels = labelsOf(items.test);
+    const AdslEmbedding e = embedBatches(bestNet, images, device);
+    retrieval["test"]["embedding"] =
+        scoresJson(score(e.embedding, labels, c.seed), items.classNames);
+    retrieval["test"]["pooled"] =
+        scoresJson(score(e.penultimate, labels, c.seed), items.classNames);
+    io::writeTextAtomically(run / "retrieval.json", retrieval.dump(2) + "\n");
+    std::ostringstream line;
+    line << std::setprecision(4) << "test (" << items.test.size() << " patches, best model): NMI "
+         << retrieval["test"]["embedding"]["nmi"].get<double>() << "  R@1 "
+         << retrieval["test"]["embedding"]["recall_at_1"].get<double>() << "  R@8 "
+         << retrieval["test"]["embedding"]["recall_at_8"].get<double>();
+    say(line.str());
   }
   say("done: " + (run / "best.densa").string() + ", report " + (run / "report.html").string());
   return kExitOk;

@@ -45,35 +45,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-/// A labelled volume on the isotropic grid, with the voxels crops are centred on.
-struct IsoVolume {
-  torch::Tensor image;  ///< [1, 1, D, H, W] in [0, 1]
-  torch::Tensor labels; ///< [1, 1, D, H, W] float 0/1/2
-  std::vector<std::int64_t> liver;
-  std::vector<std::int64_t> tumour;
-};
-
-IsoVolume toIso(const TrainingVolume& v, double spacing, double huMin, double huMax) {
-  // The training volume is already axial: resample CT (linear) and labels (nearest) onto the
-  // isotropic grid.
-  const core::Grid grid = isotropicGrid(core::gridOf(v.ct), spacing);
-  const auto ct = core::resampleOnto(
-      core::toFloat(core::AnyVolume(v.ct)), grid, core::Interpolation::Linear, -1024.0F);
-  const auto labels =
-      core::resampleOnto(v.labels, grid, core::Interpolation::Nearest, std::uint8_t{0});
-  IsoVolume out;
-  out.image = scaleWindow(toTensor(ct), huMin, huMax);
-  out.labels = toTensor(core::toFloat(core::AnyVolume(labels)));
-  for (std::size_t i = 0; i < labels.voxelCount(); ++i) {
-    if (labels.voxels()[i] >= 1) {
-      out.liver.push_back(static_cast<std::int64_t>(i));
-    }
-    if (labels.voxels()[i] == 2) {
-      out.tumour.push_back(static_cast<std::int64_t>(i));
-    }
-  }
-  return out;
-}
+using IsoVolume = IsoLabelledVolume;
 
 struct Batch {
   torch::Tensor input;  ///< [B, 1, S, S, S]
@@ -99,45 +71,7 @@ Batch sampleBatch(const std::vector<IsoVolume>& volumes,
     const auto& v = volumes[static_cast<std::size_t>(models::uniform01(rng) *
                                                      static_cast<double>(volumes.size())) %
                             volumes.size()];
-    const auto d = v.image.size(2);
-    const auto h = v.image.size(3);
-    const auto w = v.image.size(4);
-    auto pick = [&](const std::vector<std::int64_t>& list) {
-      return list[static_cast<std::size_t>(models::uniform01(rng) *
-                                           static_cast<double>(list.size())) %
-                  list.size()];
-    };
-    std::int64_t centre = 0;
-    if (!v.tumour.empty() && models::uniform01(rng) < c.tumourFraction) {
-      centre = pick(v.tumour);
-    } else if (!v.liver.empty()) {
-      centre = pick(v.liver);
-    } else {
-      centre = static_cast<std::int64_t>(models::uniform01(rng) * static_cast<double>(d * h * w));
-    }
-    const std::array<std::int64_t, 3> p{centre / (h * w), (centre / w) % h, centre % w};
-    const std::array<std::int64_t, 3> n{d, h, w};
-    torch::Tensor image = torch::zeros({1, 1, s, s, s});
-    torch::Tensor label = torch::zeros({1, 1, s, s, s});
-    std::array<std::int64_t, 3> src{};
-    std::array<std::int64_t, 3> dst{};
-    std::array<std::int64_t, 3> len{};
-    for (std::size_t a = 0; a < 3; ++a) {
-      const std::int64_t start = p[a] - s / 2; // may lie outside: zero padding
-      src[a] = std::max<std::int64_t>(0, start);
-      dst[a] = src[a] - start;
-      len[a] = std::min<std::int64_t>(n[a], start + s) - src[a];
-    }
-    if (len[0] > 0 && len[1] > 0 && len[2] > 0) {
-      auto region = [&](const torch::Tensor& t) {
-        return t.narrow(2, src[0], len[0]).narrow(3, src[1], len[1]).narrow(4, src[2], len[2]);
-      };
-      auto into = [&](torch::Tensor& t) {
-        return t.narrow(2, dst[0], len[0]).narrow(3, dst[1], len[1]).narrow(4, dst[2], len[2]);
-      };
-      into(image).copy_(region(v.image));
-      into(label).copy_(region(v.labels));
-    }
+    auto [image, label] = labelledCrop(v, s, c.tumourFraction, rng);
     if (c.rotationDegrees > 0 || c.scaleMin != 1.0 || c.scaleMax != 1.0) {
       models::RandomAffineOptions affine;
       affine.maxRotation = c.rotationDegrees * std::numbers::pi / 180.0;
@@ -256,7 +190,7 @@ int runTrainGeminiUNet(const TrainCommand& command,
                                                   : splitCases(ds.cases, c.folds, c.fold, c.seed));
     for (const auto& lc : split.train) {
       train.push_back(
-          toIso(loadTrainingVolumeCached(lc, cache, d.labelMap), spacing, huMin, huMax));
+          toIsoLabelled(loadTrainingVolumeCached(lc, cache, d.labelMap), spacing, huMin, huMax));
     }
     for (const auto& lc : split.validation) {
       validation.push_back(loadTrainingVolumeCached(lc, cache, d.labelMap));

@@ -3,7 +3,10 @@
 #include "densa/app/adsl.hpp"
 
 #include "densa/app/case_index.hpp"
+#include "densa/app/case_io.hpp"
+#include "densa/app/similar_cases.hpp"
 #include "densa/core/error.hpp"
+#include "densa/core/orient.hpp"
 #include "densa/io/image_file.hpp"
 #include "densa/models/model_card.hpp"
 #include "densa/models/torch/checkpoint.hpp"
@@ -182,7 +185,8 @@ fs::path writeConfig(const fs::path& dir, const fs::path& csv) {
       << "\n    classes: {1: disc, 2: square, 3: bar}\n"
          "preset: tiny\nfreeze_batchnorm: false\npatch_mm: 32\npatch_pixels: 32\nmax_per_class: "
          "12\nmin_area_mm2: 50\n"
-         "holdout_block_mm: 8\nepochs: 3\nfinetune_epoch: 2\nbatch_size: 12\nper_class: 4\n"
+         "holdout_block_mm: 8\nholdout_every: 2\nepochs: 3\nfinetune_epoch: 2\nbatch_size: "
+         "12\nper_class: 4\n"
          "batches_per_epoch: 3\nlr_backbone: 1.0e-3\nlr_embedding: 1.0e-3\nthreads: 1\n";
   return dir / "adsl.yaml";
 }
@@ -221,16 +225,17 @@ TEST(AdslTrain, WritesARunFolderAndResumesExactly) {
   EXPECT_NE(card.preprocessing.spacingPolicy.find("adsl patch 32 mm at 32 px"), std::string::npos);
   std::ifstream in(tmp / "full" / "retrieval.json");
   const auto j = nlohmann::json::parse(in);
-  for (const char* key :
-       {"embedding", "pooled", "baseline_raw_pixels", "baseline_untrained_pooled"}) {
-    ASSERT_TRUE(j.contains(key)) << key;
-    const double nmi = j[key]["nmi"].get<double>();
-    EXPECT_GE(nmi, 0.0);
-    EXPECT_LE(nmi, 1.0 + 1e-9);
-    EXPECT_TRUE(j[key]["per_class"].contains("disc"));
+  for (const char* set : {"validation", "test"}) {
+    for (const char* key : {"embedding", "pooled", "raw_pixels", "untrained_pooled"}) {
+      ASSERT_TRUE(j[set].contains(key)) << set << " " << key;
+      const double nmi = j[set][key]["nmi"].get<double>();
+      EXPECT_GE(nmi, 0.0);
+      EXPECT_LE(nmi, 1.0 + 1e-9);
+      EXPECT_TRUE(j[set][key]["per_class"].contains("disc"));
+    }
   }
   // Raw pixels separate these three synthetic structures well (a sanity check of scoring).
-  EXPECT_GT(j["baseline_raw_pixels"]["recall_at_1"].get<double>(), 0.75);
+  EXPECT_GT(j["validation"]["raw_pixels"]["recall_at_1"].get<double>(), 0.75);
 
   // 2 epochs, then --resume for the third: identical weights.
   ASSERT_EQ(runTrainAdsl({.config = config,
@@ -353,6 +358,148 @@ TEST(AdslIndex, AddPersistSearchAndRefuseAnotherModel) {
     (void)runSearch(wrong, o, err);
     FAIL() << "a model-version mismatch was accepted";
   } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("adsl/tiny/"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SimilarCases, LibraryGivesTheCliHits) {
+  testing::TempDir tmp;
+  const fs::path csv = writeDataset(tmp / "data", 3);
+  const fs::path config = writeConfig(tmp.path(), csv);
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(runTrainAdsl({.config = config,
+                          .resume = std::nullopt,
+                          .runDir = tmp / "run",
+                          .overrides = {"epochs=1"}},
+                         out,
+                         err),
+            0)
+      << err.str();
+  IndexCommand add;
+  add.action = "add";
+  add.index = tmp / "idx";
+  add.input = tmp / "data";
+  add.model = tmp / "run" / "best.densa";
+  add.sliceStepMm = 16;
+  ASSERT_EQ(runIndex(add, out, err), 0) << err.str();
+
+  const SimilarCaseSearch searcher(tmp / "idx"); // the recorded model
+  EXPECT_EQ(searcher.caseCount(), 3);
+  EXPECT_EQ(searcher.indexSliceStepMm(), 16.0);
+  EXPECT_EQ(searcher.modelFile(), fs::absolute(tmp / "run" / "best.densa"));
+  const fs::path queryFile = tmp / "data" / "case1_ct.nii.gz";
+  // The CT as a caller may hold it, re-indexed (j and k reversed, every voxel in place): the
+  // library re-indexes it to axial as the CLI does.
+  core::AxisPermutation flip;
+  flip.flip = {false, true, true};
+  const core::Volume<std::int16_t> ct = core::permuteAxes(loadCtPath(queryFile).ct, flip);
+  ASSERT_FALSE(core::permutationToAxial(ct.geometry().direction).isIdentity());
+
+  auto cli = [&](const std::optional<std::vector<double>>& point) {
+    SearchCommand c;
+    c.query = queryFile;
+    c.index = tmp / "idx";
+    c.k = 3;
+    c.json = true;
+    c.sliceStepMm = 16;
+    c.pointMm = point;
+    std::ostringstream o;
+    EXPECT_EQ(runSearch(c, o, err), 0) << err.str();
+    return nlohmann::json::parse(o.str());
+  };
+  auto same = [](const nlohmann::json& expected, const SimilarResult& got) {
+    EXPECT_EQ(expected["model_version"].get<std::string>(), got.modelVersion);
+    EXPECT_EQ(expected["query_kind"].get<std::string>(), got.queryKind);
+    ASSERT_EQ(expected["hits"].size(), got.hits.size());
+    for (std::size_t r = 0; r < got.hits.size(); ++r) {
+      const auto& e = expected["hits"][r];
+      const auto& h = got.hits[r];
+      EXPECT_EQ(h.rank, static_cast<int>(r + 1));
+      EXPECT_EQ(e["case_id"].get<std::string>(), h.caseId) << r;
+      EXPECT_EQ(e["source"].get<std::string>(), h.sourcePath) << r;
+      EXPECT_DOUBLE_EQ(e["score"].get<double>(), h.score) << r;
+      EXPECT_DOUBLE_EQ(e["distance"].get<double>(), h.distance) << r;
+      EXPECT_EQ(e.contains("match_centre_mm"), h.matchMm.has_value());
+      if (h.matchMm) {
+        EXPECT_EQ(e["match_centre_mm"].get<core::Vec3>(), *h.matchMm);
+        EXPECT_EQ(e["match_slice"].get<int>(), h.matchSlice);
+      }
+    }
+  };
+
+  // A whole-case query: the case itself first, at distance ~0.
+  SimilarQuery whole;
+  whole.k = 3;
+  whole.sliceStepMm = 16;
+  std::vector<double> fractions;
+  const SimilarResult r1 = searcher.search(ct, whole, [&](double f) { fractions.push_back(f); });
+  same(cli(std::nullopt), r1);
+  ASSERT_EQ(r1.hits.size(), 3U);
+  EXPECT_NE(r1.hits[0].caseId.find("case1_ct"), std::string::npos);
+  EXPECT_NEAR(r1.hits[0].distance, 0.0, 1e-4);
+  EXPECT_TRUE(r1.hits[0].picture.empty()); // case queries picture the query only
+  EXPECT_GT(r1.queryTiles, 0U);
+  ASSERT_FALSE(r1.queryPicture.empty());
+  EXPECT_EQ(r1.queryPicture.width, 2 * r1.queryPicture.height); // patch | attention
+  EXPECT_EQ(r1.queryPicture.rgb.size(), r1.queryPicture.width * r1.queryPicture.height * 3);
+  const core::Volume<std::int16_t> axial =
+      core::permuteAxes(ct, core::permutationToAxial(ct.geometry().direction));
+  EXPECT_EQ(r1.queryAttention.size(), (core::Size3{axial.size()[0], axial.size()[1], 1}));
+  const auto slicePos = axial.indexToPhysical({0, 0, static_cast<double>(r1.querySlice)});
+  for (int a = 0; a < 3; ++a) {
+    EXPECT_NEAR(r1.queryAttention.geometry().origin[static_cast<std::size_t>(a)],
+                slicePos[static_cast<std::size_t>(a)],
+                1e-9);
+  }
+  float peak = 0;
+  for (float v : r1.queryAttention.voxels()) {
+    peak = std::max(peak, v);
+  }
+  EXPECT_GT(peak, 0.0F);
+  EXPECT_LE(peak, 1.0F);
+  ASSERT_FALSE(fractions.empty());
+  EXPECT_EQ(fractions.front(), 0.0);
+  EXPECT_EQ(fractions.back(), 1.0);
+
+  // A patch query at a point: the matched patches are pictured from their sources.
+  const core::Vec3 point = axial.indexToPhysical({20, 22, 5});
+  SimilarQuery at = whole;
+  at.pointMm = point;
+  const SimilarResult r2 = searcher.search(ct, at);
+  same(cli(std::vector<double>{point[0], point[1], point[2]}), r2);
+  EXPECT_EQ(r2.queryKind, "patch");
+  EXPECT_TRUE(r2.warnings.empty());
+  for (const auto& h : r2.hits) {
+    EXPECT_EQ(h.picture.width, r2.queryPicture.width);
+    EXPECT_EQ(h.picture.rgb.size(), h.picture.width * h.picture.height * 3);
+  }
+  // A hit whose source is gone is a warning, not an error.
+  fs::rename(tmp / "data" / "case0_ct.nii.gz", tmp / "case0_moved.nii.gz");
+  const SimilarResult r3 = searcher.search(ct, at);
+  EXPECT_EQ(r3.hits.size(), 3U);
+  ASSERT_EQ(r3.warnings.size(), 1U);
+  EXPECT_NE(r3.warnings.front().find("case0_ct"), std::string::npos) << r3.warnings.front();
+
+  // Errors: a point outside the CT, k < 1, no index, another model.
+  SimilarQuery outside = at;
+  outside.pointMm = axial.indexToPhysical({20, 22, 500});
+  EXPECT_THROW((void)searcher.search(ct, outside), core::InvalidArgument);
+  SimilarQuery none = whole;
+  none.k = 0;
+  EXPECT_THROW((void)searcher.search(ct, none), core::InvalidArgument);
+  EXPECT_THROW(SimilarCaseSearch(tmp / "no-index"), core::InputError);
+  ASSERT_EQ(runTrainAdsl({.config = config,
+                          .resume = std::nullopt,
+                          .runDir = tmp / "other",
+                          .overrides = {"epochs=1", "seed=9"}},
+                         out,
+                         err),
+            0);
+  try {
+    SimilarCaseSearch wrong(tmp / "idx", tmp / "other" / "best.densa");
+    FAIL() << "a model-version mismatch was accepted";
+  } catch (const core::InputError& e) {
     EXPECT_NE(std::string(e.what()).find("adsl/tiny/"), std::string::npos) << e.what();
   }
 }

@@ -2,6 +2,7 @@
 #include "densa/app/pretrain.hpp"
 
 #include "densa/app/phantom.hpp"
+#include "densa/app/segmenters.hpp"
 #include "densa/app/train.hpp"
 #include "densa/core/error.hpp"
 #include "densa/io/dicom_writer.hpp"
@@ -221,6 +222,65 @@ TEST(TrainGeminiUNet, StartsFromAPretrainedBackboneAndResumesExactly) {
                models::ModelError);
 }
 
+TEST(PretrainGemini, SemiTrainsSegmentationAndWritesASegmenter) {
+  testing::TempDir tmp;
+  writePhantoms(tmp / "phantoms", 2);
+  writePhantoms(tmp / "labelled", 1);
+  std::ostringstream out;
+  std::ostringstream err;
+  // Without labelled data, semi is refused.
+  EXPECT_THROW((void)runPretrain({.config = writeConfig(tmp.path(), "variant: semi\n"),
+                                  .resume = std::nullopt,
+                                  .runDir = tmp / "none",
+                                  .overrides = {}},
+                                 out,
+                                 err),
+               core::InvalidArgument);
+  const fs::path config2 = writeConfig(
+      tmp.path(), "variant: semi\nlabelled:\n  - path: " + (tmp / "labelled").string() + "\n");
+  ASSERT_EQ(
+      runPretrain(
+          {.config = config2, .resume = std::nullopt, .runDir = tmp / "semi", .overrides = {}},
+          out,
+          err),
+      0)
+      << err.str();
+  std::ifstream metrics(tmp / "semi" / "metrics.csv");
+  std::string header;
+  std::getline(metrics, header);
+  EXPECT_EQ(header, "step,loss,gvs,gss,smooth,segmentation,pairs_per_second,folding_percent");
+  std::string row;
+  std::getline(metrics, row);
+  std::vector<std::string> fields;
+  std::stringstream ls(row);
+  for (std::string f; std::getline(ls, f, ',');) {
+    fields.push_back(f);
+  }
+  ASSERT_EQ(fields.size(), 8U) << row;
+  const double segmentationLoss = std::stod(fields[5]);
+  EXPECT_GT(segmentationLoss, 0.0); // 100·(CE/K + Dice) of the labelled crops
+  // The pretraining checkpoint carries a segmentation head and no restoration head ...
+  const auto loaded = models::loadCheckpoint(tmp / "semi" / "last.densa");
+  const auto& options = std::get<models::GeminiOptions>(loaded.card.options);
+  EXPECT_EQ(options.segmentationClasses, 3);
+  EXPECT_FALSE(options.restorationHead);
+  // ... and segmenter.densa is the same backbone + head as a gemini-unet, which densa segment runs.
+  const auto unet = models::loadCheckpoint(tmp / "semi" / "segmenter.densa");
+  EXPECT_EQ(models::architectureId(unet.card.options), "gemini-unet");
+  const auto a = weights(tmp / "semi" / "last.densa");
+  for (const auto& [name, t] : weights(tmp / "semi" / "segmenter.densa")) {
+    EXPECT_TRUE(torch::equal(t, a.at(name))) << name;
+  }
+  const auto segmenter = loadSegmenter(tmp / "semi" / "segmenter.densa");
+  PhantomSpec spec;
+  spec.size = 64;
+  spec.slices = 24;
+  spec.spacingZ = 5.0;
+  const Phantom p = makePhantom(spec, 99);
+  const auto result = segmenter->segment(p.ct, {});
+  EXPECT_EQ(result.labels.size(), p.ct.size());
+}
+
 TEST(PretrainGemini, RejectsUnknownKeysAndBadValues) {
   testing::TempDir tmp;
   fs::create_directories(tmp / "phantoms");
@@ -228,7 +288,7 @@ TEST(PretrainGemini, RejectsUnknownKeysAndBadValues) {
                core::InvalidArgument);
   EXPECT_THROW((void)loadPretrainConfig(writeConfig(tmp.path()), {"crop_size=30"}),
                core::InvalidArgument);
-  EXPECT_THROW((void)loadPretrainConfig(writeConfig(tmp.path()), {"variant=semi"}),
+  EXPECT_THROW((void)loadPretrainConfig(writeConfig(tmp.path()), {"variant=full"}),
                core::InvalidArgument);
   const PretrainConfig c = loadPretrainConfig(writeConfig(tmp.path()), {"diffeomorphic=true"});
   EXPECT_TRUE(c.diffeomorphic);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "densa/app/train.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
@@ -15,7 +17,13 @@ struct PretrainConfig {
   /// Unlabelled CT: folder trees (every CT series and image file is a volume), dataset layouts
   /// (LiTS, Decathlon, phantoms: their images; labels are ignored) or CSV lists.
   std::vector<std::filesystem::path> datasets;
-  std::string variant = "mip"; ///< "mip": alignment + self-restoration (GEMINI-MIP)
+  /// "mip": alignment + self-restoration (GEMINI-MIP); "semi": alignment + few-shot
+  /// segmentation of the labelled datasets (GEMINI-Semi, 3 classes: background, liver, tumour).
+  std::string variant = "mip";
+  /// semi: labelled datasets (any layout readDataset() knows; label_map as in densa train). Their
+  /// images also join the unlabelled pool.
+  std::vector<TrainDataset> labelled;
+  double tumourFraction = 0.5; ///< semi: labelled crops centred on tumour (else liver) voxels
   std::string preset = "small";
   int cropSize = 64;      ///< random crops of crop_size³ voxels (whole CTs do not fit)
   double spacingMm = 2.0; ///< volumes are resampled to this isotropic spacing first
@@ -51,7 +59,9 @@ struct PretrainCommand {
 /// field, the GEMINI alignment step then the restoration step (two Adam steps per iteration),
 /// gradients averaged over data-parallel ranks (MASTER_ADDR/PORT, RANK, WORLD_SIZE). Run folder:
 /// config.yaml, metrics.csv, train.log, report.html (curves, a picture of one pair), last.densa
-/// (a "gemini" checkpoint) and state.pt for an exact --resume. Returns an exit code.
+/// (a "gemini" checkpoint) and state.pt for an exact --resume; variant semi also writes
+/// segmenter.densa (a "gemini-unet": backbone + segmentation head, for densa segment and the
+/// viewer). Returns an exit code.
 int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream& err);
 
 struct RegisterOptions {
