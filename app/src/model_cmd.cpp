@@ -44,9 +44,12 @@ std::string pad(const std::string& s, std::size_t width, bool right) {
 }
 
 void printTable(const std::vector<models::PresetInfo>& presets, std::ostream& out) {
-  out << presets.front().architecture
-      << ": trainable parameters and convolution GFLOPs (2 x multiply-accumulates)\n"
-      << "per 512x512 slice (3D parts: an 8-slice window / 8) and per 8-slice 512x512 window\n\n";
+  const std::string& arch = presets.front().architecture;
+  out << arch << ": trainable parameters and convolution GFLOPs (2 x multiply-accumulates)\n"
+      << (arch == "adsl" ? "per input image (the preset's input size, 224² for paper, 96² small, "
+                           "64² tiny) and per 8 images\n\n"
+                         : "per 512x512 slice (3D parts: an 8-slice window / 8) and per 8-slice "
+                           "512x512 window\n\n");
   out << pad("preset", 8, false) << pad("sub-network", 13, false) << pad("parameters", 14, true)
       << pad("GFLOP/slice", 14, true) << pad("GFLOP/window", 15, true) << "\n";
   const auto row = [&out](const std::string& preset,

@@ -39,8 +39,10 @@
 #include <QOpenGLWidget>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QScreen>
 #include <QSettings>
 #include <QSlider>
+#include <QSpinBox>
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTableWidget>
@@ -48,6 +50,7 @@
 #include <QToolBar>
 #include <QVBoxLayout>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -151,7 +154,11 @@ MainWindow::MainWindow(ViewerOptions options, QWidget* parent)
   if (m_options.model.isEmpty()) {
     m_options.model = settings.value("model").toString();
   }
-  restoreGeometry(settings.value("geometry").toByteArray());
+  m_similarIndex = settings.value("similarIndex").toString();
+  m_similarIndexLabel->setText(m_similarIndex.isEmpty() ? tr("No index chosen") : m_similarIndex);
+  if (m_options.rememberLayout) {
+    restoreGeometry(settings.value("geometry").toByteArray());
+  }
   restoreState(settings.value("windowState").toByteArray());
   m_state->setOverlayOpacity(settings.value("overlayOpacity", 0.45).toDouble());
   m_opacity->setValue(static_cast<int>(m_state->overlayOpacity() * 100));
@@ -260,6 +267,14 @@ void MainWindow::buildUi() {
   results->setMinimumWidth(430);
   addDockWidget(Qt::RightDockWidgetArea, results);
 
+  // Similar cases: ADSL retrieval over a case index.
+  m_similarDock = new QDockWidget(tr("Similar cases"), this);
+  m_similarDock->setObjectName("similarDock");
+  m_similarDock->setWidget(buildSimilarPanel(m_similarDock));
+  addDockWidget(Qt::RightDockWidgetArea, m_similarDock);
+  tabifyDockWidget(results, m_similarDock);
+  results->raise();
+
   // Status bar: what is under the mouse, task progress and cancel.
   m_hover = new QLabel(this);
   statusBar()->addWidget(m_hover, 1);
@@ -342,6 +357,17 @@ void MainWindow::buildMenus() {
   m_cancelAction->setShortcut(QKeySequence(Qt::Key_Escape));
   seg->addAction(tr("Choose &Model…"), this, &MainWindow::chooseModel);
 
+  auto* similar = menuBar()->addMenu(tr("S&imilar Cases"));
+  similar->addAction(tr("Choose Case &Index…"), this, &MainWindow::chooseSimilarIndex);
+  m_similarCaseAction =
+      similar->addAction(tr("Similar to This &Case"), this, [this] { findSimilarCases(); });
+  m_similarCaseAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_K));
+  m_similarPointAction = similar->addAction(
+      tr("Similar to the Selected Lesion or &Crosshair"), this, [this] { findSimilarAtPoint(); });
+  m_similarPointAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_K));
+  similar->addSeparator();
+  similar->addAction(m_similarDock->toggleViewAction());
+
   auto* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&Keyboard and Mouse"), this, &MainWindow::showShortcuts)
       ->setShortcut(QKeySequence::HelpContents);
@@ -398,6 +424,14 @@ void MainWindow::updateActions() {
   }
   m_exportSegAction->setEnabled(labels && !busy() && m_state->document().dicom.has_value());
   m_cancelAction->setEnabled(busy());
+  const bool canSearch = doc && !busy() && !m_similarIndex.isEmpty();
+  for (QWidget* w :
+       {static_cast<QWidget*>(m_similarCaseButton), static_cast<QWidget*>(m_similarPointButton)}) {
+    w->setEnabled(canSearch);
+  }
+  m_similarCaseAction->setEnabled(canSearch);
+  m_similarPointAction->setEnabled(canSearch);
+  m_similarOpenButton->setEnabled(m_similarTable->currentRow() >= 0);
 }
 
 void MainWindow::reportError(const QString& title, const QString& message) {
@@ -959,6 +993,8 @@ void MainWindow::showShortcuts() {
          "<tr><td><b>R</b>, Ctrl+R</td><td>reset this view, all views</td></tr>"
          "<tr><td><b>Ctrl+G</b>, Esc</td><td>segment, cancel</td></tr>"
          "<tr><td><b>Ctrl+F</b></td><td>centre on the largest lesion or the liver</td></tr>"
+         "<tr><td><b>Ctrl+K</b>, Ctrl+Shift+K</td><td>similar cases to this case, to the "
+         "selected lesion or crosshair</td></tr>"
          "<tr><td><b>3D view</b></td><td>left: rotate, wheel/right: zoom, middle: pan</td></tr>"
          "</table>"));
 }
@@ -978,8 +1014,10 @@ void MainWindow::closeEvent(QCloseEvent* event) {
     waitForTask(60000);
   }
   QSettings settings;
-  settings.setValue("geometry", saveGeometry());
-  settings.setValue("windowState", saveState());
+  if (m_options.rememberLayout) {
+    settings.setValue("geometry", saveGeometry());
+    settings.setValue("windowState", saveState());
+  }
   settings.setValue("overlayOpacity", m_state->overlayOpacity());
   if (m_options.interactive) {
     settings.setValue("minLesionMl", m_minLesion->value());
@@ -999,6 +1037,340 @@ void MainWindow::dropEvent(QDropEvent* event) {
     open(urls.front().toLocalFile());
     event->acceptProposedAction();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Similar cases
+
+namespace {
+
+QImage toImage(const app::RgbPicture& picture) {
+  if (picture.empty()) {
+    return {};
+  }
+  return QImage(picture.rgb.data(),
+                static_cast<int>(picture.width),
+                static_cast<int>(picture.height),
+                static_cast<qsizetype>(picture.width * 3),
+                QImage::Format_RGB888)
+      .copy(); // own the pixels
+}
+
+} // namespace
+
+QWidget* MainWindow::buildSimilarPanel(QWidget* parent) {
+  auto* panel = new QWidget(parent);
+  auto* layout = new QVBoxLayout(panel);
+  auto* indexRow = new QHBoxLayout();
+  m_similarIndexLabel = new QLabel(tr("No index chosen"), panel);
+  m_similarIndexLabel->setObjectName("similarIndexLabel");
+  m_similarIndexLabel->setWordWrap(true);
+  m_similarIndexLabel->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  m_similarIndexLabel->setToolTip(
+      tr("A case index made with `densa index add`; the model it records is used"));
+  auto* choose = new QPushButton(tr("Index…"), panel);
+  choose->setToolTip(tr("Choose the case index folder"));
+  connect(choose, &QPushButton::clicked, this, &MainWindow::chooseSimilarIndex);
+  indexRow->addWidget(m_similarIndexLabel, 1);
+  indexRow->addWidget(choose);
+  layout->addLayout(indexRow);
+
+  auto* buttons = new QHBoxLayout();
+  m_similarCaseButton = new QPushButton(tr("Similar to this case"), panel);
+  m_similarCaseButton->setObjectName("similarCaseButton");
+  m_similarCaseButton->setToolTip(tr("Search with the whole CT (Ctrl+K)"));
+  connect(m_similarCaseButton, &QPushButton::clicked, this, [this] { findSimilarCases(); });
+  m_similarPointButton = new QPushButton(tr("Similar to lesion / crosshair"), panel);
+  m_similarPointButton->setObjectName("similarPointButton");
+  m_similarPointButton->setToolTip(tr("Search with a patch centred on the lesion selected in the "
+                                      "Results table, else on the crosshair (Ctrl+Shift+K)"));
+  connect(m_similarPointButton, &QPushButton::clicked, this, [this] { findSimilarAtPoint(); });
+  buttons->addWidget(m_similarCaseButton);
+  buttons->addWidget(m_similarPointButton);
+  layout->addLayout(buttons);
+
+  auto* options = new QHBoxLayout();
+  options->addWidget(new QLabel(tr("Cases to show"), panel));
+  m_similarK = new QSpinBox(panel);
+  m_similarK->setRange(1, 100);
+  m_similarK->setValue(10);
+  options->addWidget(m_similarK);
+  options->addStretch();
+  m_similarBusy = new QProgressBar(panel);
+  m_similarBusy->setRange(0, 0); // busy indicator
+  m_similarBusy->setMaximumWidth(120);
+  m_similarBusy->setTextVisible(false);
+  m_similarBusy->hide();
+  options->addWidget(m_similarBusy);
+  layout->addLayout(options);
+
+  m_similarQuery = new QLabel(panel);
+  m_similarQuery->setObjectName("similarQuery");
+  m_similarQuery->setWordWrap(true);
+  m_similarQuery->setAlignment(Qt::AlignLeft | Qt::AlignTop);
+  m_similarCaption = new QLabel(tr("Open a CT, choose an index, then search."), panel);
+  m_similarCaption->setObjectName("similarCaption");
+  m_similarCaption->setWordWrap(true);
+  layout->addWidget(m_similarCaption);
+  layout->addWidget(m_similarQuery);
+
+  m_similarTable = new QTableWidget(0, 4, panel);
+  m_similarTable->setObjectName("similarTable");
+  m_similarTable->setHorizontalHeaderLabels({tr("Patch"), tr("#"), tr("Case"), tr("Score")});
+  m_similarTable->verticalHeader()->hide();
+  m_similarTable->verticalHeader()->setDefaultSectionSize(54);
+  m_similarTable->setIconSize(QSize(100, 50));
+  m_similarTable->setSelectionBehavior(QAbstractItemView::SelectRows);
+  m_similarTable->setSelectionMode(QAbstractItemView::SingleSelection);
+  m_similarTable->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  m_similarTable->horizontalHeader()->setSectionResizeMode(2, QHeaderView::Stretch);
+  m_similarTable->setToolTip(tr("Double-click a case to open it side by side"));
+  connect(m_similarTable, &QTableWidget::cellDoubleClicked, this, [this](int row, int) {
+    openSimilarHit(row);
+  });
+  connect(m_similarTable, &QTableWidget::currentCellChanged, this, [this] { updateActions(); });
+  layout->addWidget(m_similarTable, 1);
+
+  m_similarOpenButton = new QPushButton(tr("Open side by side"), panel);
+  m_similarOpenButton->setObjectName("similarOpenButton");
+  connect(m_similarOpenButton, &QPushButton::clicked, this, [this] {
+    openSimilarHit(m_similarTable->currentRow());
+  });
+  layout->addWidget(m_similarOpenButton);
+  return panel;
+}
+
+bool MainWindow::setSimilarIndex(const QString& dir) {
+  const fs::path p = toPath(dir);
+  if (dir.isEmpty() || !fs::is_directory(p)) {
+    reportError(tr("Similar cases"), tr("%1: no such folder").arg(dir));
+    return false;
+  }
+  if (!fs::exists(p / "catalog.sqlite")) {
+    reportError(
+        tr("Similar cases"),
+        tr("%1 holds no case index (catalog.sqlite); make one with `densa index add`").arg(dir));
+    return false;
+  }
+  m_similarIndex = QFileInfo(dir).absoluteFilePath();
+  m_similarIndexLabel->setText(m_similarIndex);
+  m_similar.reset(); // re-read the index and its model at the next search
+  if (m_options.interactive) {
+    QSettings().setValue("similarIndex", m_similarIndex);
+  }
+  updateActions();
+  return true;
+}
+
+void MainWindow::chooseSimilarIndex() {
+  const QString dir = QFileDialog::getExistingDirectory(
+      this,
+      tr("Choose a case index folder"),
+      m_similarIndex.isEmpty() ? QSettings().value("lastDir").toString() : m_similarIndex);
+  if (!dir.isEmpty()) {
+    setSimilarIndex(dir);
+  }
+}
+
+bool MainWindow::findSimilarCases() {
+  return startSimilarSearch(false);
+}
+
+bool MainWindow::findSimilarAtPoint() {
+  return startSimilarSearch(true);
+}
+
+bool MainWindow::startSimilarSearch(bool atPoint) {
+  const QString title = tr("Similar cases");
+  const Document& doc = m_state->document();
+  if (doc.empty()) {
+    reportError(title, tr("open a CT first"));
+    return false;
+  }
+  if (busy()) {
+    reportError(title, tr("a task is already running"));
+    return false;
+  }
+  if (m_similarIndex.isEmpty()) {
+    reportError(title, tr("choose a case index folder first (Similar Cases → Choose Case Index)"));
+    return false;
+  }
+  app::SimilarQuery query;
+  query.k = m_similarK->value();
+  if (atPoint) {
+    const int row = m_lesions->currentRow();
+    const auto& stats = doc.stats;
+    if (stats && row >= 0 && static_cast<std::size_t>(row) < stats->lesions.size() &&
+        !m_lesions->selectedItems().isEmpty()) {
+      query.pointMm = stats->lesions[static_cast<std::size_t>(row)].centroidMm;
+    } else {
+      const auto& c = m_state->cursor();
+      query.pointMm = doc.ct.indexToPhysical(
+          {static_cast<double>(c[0]), static_cast<double>(c[1]), static_cast<double>(c[2])});
+    }
+  }
+  const bool reuse = m_similar && m_similarLoadedIndex == m_similarIndex;
+  auto searcher = std::make_shared<std::shared_ptr<app::SimilarCaseSearch>>(m_similar);
+  auto result = std::make_shared<app::SimilarResult>();
+  const fs::path index = toPath(m_similarIndex);
+  const std::string device = m_options.device.toStdString();
+  const core::Volume<std::int16_t>* ct = &doc.ct; // unchanged while busy
+  auto task = std::make_unique<Task>();
+  task->work = [searcher, result, index, device, reuse, ct, query](
+                   const std::function<void(double)>& progress) mutable {
+    if (!reuse) {
+      *searcher = std::make_shared<app::SimilarCaseSearch>(index, std::nullopt, device);
+    }
+    query.sliceStepMm = (*searcher)->indexSliceStepMm().value_or(query.sliceStepMm);
+    *result = (*searcher)->search(*ct, query, progress);
+  };
+  const QString indexDir = m_similarIndex;
+  task->done = [this, searcher, result, indexDir] {
+    m_similar = *searcher;
+    m_similarLoadedIndex = indexDir;
+    m_similarResult = std::move(*result);
+    showSimilarResult();
+    for (const auto& w : m_similarResult.warnings) {
+      std::fprintf(stderr, "densa-viewer: similar cases: %s\n", w.c_str());
+    }
+    QString message = tr("Similar cases: %1 found").arg(m_similarResult.hits.size());
+    if (!m_similarResult.warnings.empty()) {
+      message += tr(" — warning: %1").arg(fromUtf8(m_similarResult.warnings.front()));
+    }
+    statusBar()->showMessage(message, 15000);
+  };
+  m_similarBusy->show();
+  m_similarDock->show();
+  m_similarDock->raise();
+  connect(
+      this,
+      &MainWindow::taskFinished,
+      m_similarBusy,
+      [this] { m_similarBusy->hide(); },
+      Qt::SingleShotConnection);
+  startTask(atPoint ? tr("Searching similar patches") : tr("Searching similar cases"),
+            std::move(task));
+  return true;
+}
+
+void MainWindow::showSimilarResult() {
+  const app::SimilarResult& r = m_similarResult;
+  const QImage query = toImage(r.queryPicture);
+  const bool patch = r.queryKind == "patch";
+  QString caption = patch ? tr("Patch query at (%1, %2, %3) mm")
+                                .arg(r.queryCentreMm[0], 0, 'f', 1)
+                                .arg(r.queryCentreMm[1], 0, 'f', 1)
+                                .arg(r.queryCentreMm[2], 0, 'f', 1)
+                          : tr("Whole-case query (%1 tiles)").arg(r.queryTiles);
+  caption += tr("; model %1").arg(QString::fromStdString(r.modelVersion));
+  if (!query.isNull()) {
+    m_similarQuery->setPixmap(
+        QPixmap::fromImage(query.scaled(256, 128, Qt::KeepAspectRatio, Qt::SmoothTransformation)));
+  } else {
+    m_similarQuery->clear();
+  }
+  m_similarQuery->setToolTip(caption + tr("\nLeft: the patch; right: the model's attention"));
+  m_similarCaption->setText(caption);
+  m_similarTable->setRowCount(0);
+  m_similarTable->setRowCount(static_cast<int>(r.hits.size()));
+  for (std::size_t n = 0; n < r.hits.size(); ++n) {
+    const auto& h = r.hits[n];
+    const int row = static_cast<int>(n);
+    const QImage picture = h.picture.empty() ? query : toImage(h.picture);
+    auto* thumb = new QTableWidgetItem();
+    if (!picture.isNull()) {
+      thumb->setIcon(QIcon(QPixmap::fromImage(
+          picture.scaled(100, 50, Qt::KeepAspectRatio, Qt::SmoothTransformation))));
+    }
+    thumb->setToolTip(h.picture.empty() ? tr("The query's patch (whole-case query)")
+                                        : tr("The matched patch and its attention"));
+    m_similarTable->setItem(row, 0, thumb);
+    auto* rank = new QTableWidgetItem(QString::number(h.rank));
+    rank->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+    m_similarTable->setItem(row, 1, rank);
+    auto* id = new QTableWidgetItem(QString::fromStdString(h.caseId));
+    QString tip = QString::fromStdString(h.sourcePath);
+    if (h.matchMm) {
+      tip += tr("\nmatch at (%1, %2, %3) mm")
+                 .arg((*h.matchMm)[0], 0, 'f', 1)
+                 .arg((*h.matchMm)[1], 0, 'f', 1)
+                 .arg((*h.matchMm)[2], 0, 'f', 1);
+    }
+    tip += tr("\ndistance %1").arg(h.distance, 0, 'f', 4);
+    id->setToolTip(tip);
+    m_similarTable->setItem(row, 2, id);
+    auto* score = new QTableWidgetItem(QString::number(h.score, 'f', 3));
+    score->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+    m_similarTable->setItem(row, 3, score);
+  }
+  m_similarTable->resizeColumnToContents(1);
+  m_similarTable->resizeColumnToContents(3);
+  updateActions();
+}
+
+MainWindow* MainWindow::openSimilarHit(int row) {
+  const QString title = tr("Open similar case");
+  if (row < 0 || static_cast<std::size_t>(row) >= m_similarResult.hits.size()) {
+    reportError(title, tr("choose a case in the Similar cases list first"));
+    return nullptr;
+  }
+  const app::SimilarHit hit = m_similarResult.hits[static_cast<std::size_t>(row)];
+  const QString source = QString::fromStdString(hit.sourcePath);
+  if (!fs::exists(toPath(source))) {
+    reportError(title,
+                tr("%1: does not exist (moved or deleted since it was indexed?)").arg(source));
+    return nullptr;
+  }
+  ViewerOptions options = m_options;
+  options.rememberLayout = false;
+  auto* other = new MainWindow(options);
+  other->setAttribute(Qt::WA_DeleteOnClose);
+  m_sideWindows.removeIf([](const QPointer<MainWindow>& w) { return w.isNull(); });
+  m_sideWindows << other;
+  // Side by side: to the right of this window when that fits on the screen, else the two share
+  // the screen's width.
+  const QRect frame = frameGeometry();
+  const QRect available = screen() != nullptr ? screen()->availableGeometry() : QRect();
+  const int margin = frame.width() - width();
+  if (available.isNull() || frame.right() + frame.width() <= available.right()) {
+    other->resize(size());
+    other->move(frame.right() + 1, frame.top());
+  } else {
+    const int half = available.width() / 2;
+    const int h = std::min(frame.height(), available.height()) - (frame.height() - height());
+    setGeometry(available.left() + margin / 2,
+                geometry().top(),
+                std::max(400, half - margin),
+                std::max(300, h));
+    other->setGeometry(available.left() + half + margin / 2,
+                       geometry().top(),
+                       std::max(400, half - margin),
+                       std::max(300, h));
+  }
+  other->applyWindowPreset(m_presets->currentIndex());
+  other->show();
+  if (hit.matchMm) {
+    const core::Vec3 match = *hit.matchMm;
+    QPointer<MainWindow> guard(other);
+    connect(
+        other,
+        &MainWindow::taskFinished,
+        other,
+        [guard, match](bool ok) {
+          if (ok && guard) {
+            guard->state()->setCursorPhysical(match);
+          }
+        },
+        Qt::SingleShotConnection);
+  }
+  if (!other->open(source)) {
+    m_lastError = other->lastError();
+    other->close();
+    return nullptr;
+  }
+  statusBar()->showMessage(tr("Opening %1 side by side").arg(QString::fromStdString(hit.caseId)),
+                           10000);
+  return other;
 }
 
 } // namespace densa::gui

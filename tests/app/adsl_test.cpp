@@ -480,6 +480,7 @@ TEST(SimilarCases, LibraryGivesTheCliHits) {
   EXPECT_EQ(r3.hits.size(), 3U);
   ASSERT_EQ(r3.warnings.size(), 1U);
   EXPECT_NE(r3.warnings.front().find("case0_ct"), std::string::npos) << r3.warnings.front();
+  fs::rename(tmp / "case0_moved.nii.gz", tmp / "data" / "case0_ct.nii.gz");
 
   // Errors: a point outside the CT, k < 1, no index, another model.
   SimilarQuery outside = at;

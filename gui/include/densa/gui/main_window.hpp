@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "densa/app/similar_cases.hpp"
 #include "densa/gui/slice_view.hpp"
 #include "densa/gui/surface_view.hpp"
 #include "densa/gui/view_state.hpp"
 
+#include <QList>
 #include <QMainWindow>
+#include <QPointer>
 #include <QString>
 
 #include <atomic>
@@ -19,8 +22,10 @@ class QTableWidget;
 class QComboBox;
 class QDoubleSpinBox;
 class QSlider;
+class QSpinBox;
 class QAction;
 class QThread;
+class QDockWidget;
 
 namespace densa::app {
 class Segmenter;
@@ -35,11 +40,14 @@ struct ViewerOptions {
   /// Lesions smaller than this (mL) become liver; negative: the remembered setting (default 0,
   /// every lesion kept, as `densa segment`).
   double minLesionMl = -1;
+  /// false: closing the window does not remember its geometry and docks (second windows).
+  bool rememberLayout = true;
 };
 
 /// The viewer's main window: axial, coronal and sagittal views and the 3D view in a 2×2 grid, a
-/// results panel (volumes and the lesion table), overlay controls, and background tasks (loading,
-/// segmenting) with progress and cancel.
+/// results panel (volumes and the lesion table), overlay controls, a "Similar cases" panel (ADSL
+/// retrieval over a case index, densa/app/similar_cases.hpp), and background tasks (loading,
+/// segmenting, searching) with progress and cancel.
 class MainWindow : public QMainWindow {
   Q_OBJECT
 public:
@@ -85,6 +93,29 @@ public:
 
   void applyWindowPreset(int index);
 
+  /// The case index folder (`densa index add`) the "Similar cases" panel searches; the model it
+  /// records is used. Remembered (QSettings "similarIndex") when the window is interactive. False
+  /// (error reported) when `dir` holds no index.
+  bool setSimilarIndex(const QString& dir);
+
+  [[nodiscard]] QString similarIndex() const { return m_similarIndex; }
+
+  /// Searches the index for cases like the open CT (a whole-case query) in the background; the
+  /// outcome arrives with taskFinished and fills similarTable().
+  bool findSimilarCases();
+  /// As findSimilarCases() for a patch query centred on the lesion selected in the lesion table,
+  /// else on the crosshair.
+  bool findSimilarAtPoint();
+
+  /// Opens hit `row` of the similar-case results in a second viewer window placed next to this
+  /// one (centred on the matched patch for patch queries); null (error reported) when it cannot.
+  MainWindow* openSimilarHit(int row);
+
+  [[nodiscard]] QTableWidget* similarTable() const noexcept { return m_similarTable; }
+
+  /// The last similar-case search's result (empty hits before any).
+  [[nodiscard]] const app::SimilarResult& similarResult() const noexcept { return m_similarResult; }
+
 signals:
   void taskFinished(bool ok);
 
@@ -112,6 +143,10 @@ private:
   void screenshotWithDialog(QWidget* widget);
   void showShortcuts();
   void showAbout();
+  QWidget* buildSimilarPanel(QWidget* parent);
+  void chooseSimilarIndex();
+  bool startSimilarSearch(bool atPoint);
+  void showSimilarResult();
 
   ViewerOptions m_options;
   ViewState* m_state = nullptr;
@@ -141,6 +176,24 @@ private:
   QDoubleSpinBox* m_minLesion = nullptr;
   QString m_lastError;
   bool m_lastOk = true;
+  // Similar cases.
+  QDockWidget* m_similarDock = nullptr;
+  QLabel* m_similarIndexLabel = nullptr;
+  QLabel* m_similarQuery = nullptr;
+  QLabel* m_similarCaption = nullptr;
+  QTableWidget* m_similarTable = nullptr;
+  QProgressBar* m_similarBusy = nullptr;
+  QSpinBox* m_similarK = nullptr;
+  QPushButton* m_similarCaseButton = nullptr;
+  QPushButton* m_similarPointButton = nullptr;
+  QPushButton* m_similarOpenButton = nullptr;
+  QAction* m_similarCaseAction = nullptr;
+  QAction* m_similarPointAction = nullptr;
+  QString m_similarIndex;
+  std::shared_ptr<app::SimilarCaseSearch> m_similar; ///< loaded for m_similarLoadedIndex
+  QString m_similarLoadedIndex;
+  app::SimilarResult m_similarResult;
+  QList<QPointer<MainWindow>> m_sideWindows;
 };
 
 } // namespace densa::gui
