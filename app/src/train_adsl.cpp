@@ -10,6 +10,7 @@
 #include "densa/core/retrieval.hpp"
 #include "densa/io/atomic_file.hpp"
 #include "densa/models/adsl_options.hpp"
+#include "densa/models/error.hpp"
 #include "densa/models/model_card.hpp"
 #include "densa/models/runtime.hpp"
 #include "densa/models/torch/adsl.hpp"
@@ -67,6 +68,12 @@ void applyKey(AdslTrainConfig& c, const std::string& key, const YAML::Node& v) {
     c.preset = as<std::string>(v, key);
   } else if (key == "freeze_batchnorm") {
     c.freezeBatchNorm = as<bool>(v, key);
+  } else if (key == "self_supervised") {
+    c.selfSupervised = as<bool>(v, key);
+  } else if (key == "tile_step_mm") {
+    c.tileStepMm = as<double>(v, key);
+  } else if (key == "init_from") {
+    c.initFrom = fs::path(as<std::string>(v, key));
   } else if (key == "patch_mm") {
     c.patchMm = as<double>(v, key);
   } else if (key == "patch_pixels") {
@@ -144,6 +151,11 @@ std::string configYaml(const AdslTrainConfig& c) {
   e << YAML::EndSeq;
   e << YAML::Key << "preset" << YAML::Value << c.preset;
   e << YAML::Key << "freeze_batchnorm" << YAML::Value << c.freezeBatchNorm;
+  e << YAML::Key << "self_supervised" << YAML::Value << c.selfSupervised;
+  e << YAML::Key << "tile_step_mm" << YAML::Value << c.tileStepMm;
+  if (c.initFrom) {
+    e << YAML::Key << "init_from" << YAML::Value << fs::absolute(*c.initFrom).string();
+  }
   e << YAML::Key << "patch_mm" << YAML::Value << c.patchMm;
   e << YAML::Key << "patch_pixels" << YAML::Value << c.patchPixels;
   e << YAML::Key << "hu_min" << YAML::Value << c.huMin;
@@ -179,11 +191,50 @@ std::string configYaml(const AdslTrainConfig& c) {
   return std::string(e.c_str()) + "\n";
 }
 
+/// Self-supervised tile classes are numbered from here (labelled classes are 0, 1, …).
+constexpr int kFirstTileClass = 1 << 20;
+
+/// Starts `net`'s backbone and attention from `file` (an "adsl" checkpoint of the same preset).
+void initialiseFrom(models::AdslNet& net, const fs::path& file) {
+  const models::LoadedModel source = models::loadCheckpoint(file);
+  const auto* other = std::get_if<models::AdslNet>(&source.net);
+  if (other == nullptr) {
+    throw models::ModelError(file.string() + ": init_from needs an 'adsl' checkpoint, not a '" +
+                             std::string(models::architectureId(source.card.options)) + "'");
+  }
+  const auto from = models::stateDict(**other);
+  torch::NoGradGuard noGrad;
+  int copied = 0;
+  for (auto& item : net->named_parameters()) {
+    if (item.key().rfind("backbone.", 0) != 0 && item.key().rfind("attention.", 0) != 0) {
+      continue;
+    }
+    const auto it = from.find(item.key());
+    if (it == from.end() || !it->second.sizes().equals(item.value().sizes())) {
+      throw models::ModelError(file.string() + ": '" + item.key() +
+                               "' is missing or has another shape (another preset?)");
+    }
+    item.value().copy_(it->second);
+    ++copied;
+  }
+  for (auto& item : net->named_buffers()) {
+    const auto it = from.find(item.key());
+    if ((item.key().rfind("backbone.", 0) == 0 || item.key().rfind("attention.", 0) == 0) &&
+        it != from.end() && it->second.sizes().equals(item.value().sizes())) {
+      item.value().copy_(it->second);
+    }
+  }
+  if (copied == 0) {
+    throw models::ModelError(file.string() + ": no backbone parameter to start from");
+  }
+}
+
 /// The patches of every dataset, split into training and held-out items; class names.
 struct ItemSet {
   std::vector<AdslItem> train;
   std::vector<AdslItem> heldOut; ///< validation: model selection and the split trigger
   std::vector<AdslItem> test;    ///< never seen in training or selection; scored at the end
+  std::size_t tileClasses = 0;   ///< self-supervised: one class per tile
   std::vector<std::string> classNames;
 };
 
@@ -223,15 +274,41 @@ ItemSet loadItems(const AdslTrainConfig& c,
       for (auto& item : items) {
         const int unit = unitOf(item);
         if (unit % c.holdoutEvery != c.holdoutEvery - 1) {
-          s.train.push_back(std::move(item));
+          if (!c.selfSupervised) {
+            s.train.push_back(std::move(item));
+          }
         } else if ((unit / c.holdoutEvery) % 2 == 0) {
           s.heldOut.push_back(std::move(item));
         } else {
           s.test.push_back(std::move(item));
         }
       }
+      std::size_t tiles = 0;
+      if (c.selfSupervised) {
+        // Each body tile of the training slabs is a class of its own, entered twice so that the
+        // class-balanced sampler draws it (its views differ by the training transform).
+        for (auto& t : bodyTiles(v.ct, spec, c.tileStepMm)) {
+          AdslItem item;
+          item.image = t.image;
+          item.caseId = v.id;
+          item.slice = t.slice;
+          item.centreIndex = t.centreIndex;
+          item.centreMm = t.centreMm;
+          if (unitOf(item) % c.holdoutEvery == c.holdoutEvery - 1) {
+            continue;
+          }
+          item.label = kFirstTileClass + static_cast<int>(s.tileClasses++);
+          s.train.push_back(item);
+          s.train.push_back(std::move(item));
+          ++tiles;
+        }
+      }
       say << "  " << lc.id << ": " << v.ct.size()[0] << "x" << v.ct.size()[1] << "x"
-          << v.ct.size()[2] << ", " << items.size() << " patches\n";
+          << v.ct.size()[2] << ", " << items.size() << " labelled patches";
+      if (c.selfSupervised) {
+        say << ", " << tiles << " unlabelled training tiles";
+      }
+      say << "\n";
       ++caseIndex;
     }
   }
@@ -444,7 +521,8 @@ int runTrainAdsl(const TrainCommand& command, std::ostream& out, std::ostream& e
   setAdslContract(card, spec);
   card.provenance.densaVersion = build::kVersion;
   card.provenance.gitSha = build::kGitHash;
-  card.provenance.trainingStage = "scratch";
+  card.provenance.trainingStage =
+      c.selfSupervised ? "self-supervised" : (c.initFrom ? "init-from-checkpoint" : "scratch");
 
   std::ostringstream loading;
   loading << "densa train adsl: reading " << c.datasets.size() << " dataset(s)\n";
@@ -476,6 +554,10 @@ int runTrainAdsl(const TrainCommand& command, std::ostream& out, std::ostream& e
   models::AdslNet& net = std::get<models::AdslNet>(any);
   if (c.learners > 1) {
     net->setEqualLearners(c.learners);
+  }
+  if (c.initFrom && !command.resume) {
+    initialiseFrom(net, *c.initFrom);
+    say("  backbone and attention from " + c.initFrom->string());
   }
   net->to(device);
   net->train();

@@ -261,6 +261,57 @@ TEST(AdslTrain, WritesARunFolderAndResumesExactly) {
   }
 }
 
+TEST(AdslTrain, SelfSupervisedTilesThenInitFrom) {
+  testing::TempDir tmp;
+  const fs::path csv = writeDataset(tmp / "data", 2);
+  const fs::path config = writeConfig(tmp.path(), csv);
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(runTrainAdsl({.config = config,
+                          .resume = std::nullopt,
+                          .runDir = tmp / "ssl",
+                          .overrides = {"self_supervised=true", "tile_step_mm=4", "epochs=1"}},
+                         out,
+                         err),
+            0)
+      << err.str();
+  EXPECT_NE(out.str().find("unlabelled training tiles"), std::string::npos) << out.str();
+  EXPECT_EQ(models::readModelCard(tmp / "ssl" / "best.densa").provenance.trainingStage,
+            "self-supervised");
+  // A supervised run from it: with a zero backbone learning rate its backbone stays the
+  // self-supervised one.
+  ASSERT_EQ(runTrainAdsl({.config = config,
+                          .resume = std::nullopt,
+                          .runDir = tmp / "sup",
+                          .overrides = {"init_from=" + (tmp / "ssl" / "best.densa").string(),
+                                        "lr_backbone=0",
+                                        "epochs=1"}},
+                         out,
+                         err),
+            0)
+      << err.str();
+  const auto ssl = models::loadCheckpoint(tmp / "ssl" / "best.densa");
+  const auto sup = models::loadCheckpoint(tmp / "sup" / "last.densa");
+  const auto a = models::moduleOf(ssl.net)->named_parameters();
+  const auto b = models::moduleOf(sup.net)->named_parameters();
+  int compared = 0;
+  for (const auto& item : a) {
+    if (item.key().rfind("backbone.", 0) == 0 || item.key().rfind("attention.", 0) == 0) {
+      EXPECT_TRUE(torch::equal(item.value(), b[item.key()])) << item.key();
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 10);
+  // init_from must be an adsl checkpoint.
+  EXPECT_THROW((void)runTrainAdsl({.config = config,
+                                   .resume = std::nullopt,
+                                   .runDir = tmp / "bad",
+                                   .overrides = {"init_from=" + csv.string()}},
+                                  out,
+                                  err),
+               std::exception);
+}
+
 TEST(AdslTrain, BadConfigsAreClearErrors) {
   testing::TempDir tmp;
   std::ofstream(tmp / "bad.yaml") << "datasets:\n  - path: x.csv\npreset: tiny\n";

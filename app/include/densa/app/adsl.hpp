@@ -31,6 +31,14 @@ struct AdslTrainConfig {
   /// BatchNorm in eval mode throughout (the reference, which starts from ImageNet statistics).
   /// From scratch a frozen BN is the identity (mean 0, variance 1), so our configs turn it off.
   bool freezeBatchNorm = true;
+  /// Self-supervised pretraining on CT slices instead of classes: every body tile of the training
+  /// slabs (tiles on slices every tile_step_mm) is its own class and its augmented views are the
+  /// positives of the same margin loss; validation and test stay the labelled patches.
+  bool selfSupervised = false;
+  double tileStepMm = 6;
+  /// Start the backbone and the attention from this "adsl" checkpoint (e.g. a self-supervised
+  /// run); the embedding starts fresh. ImageNet weights cannot be downloaded here.
+  std::optional<std::filesystem::path> initFrom;
   // Items (§3 is about photographs; these are ours):
   double patchMm = 64; ///< patch side in mm
   int patchPixels = 0; ///< 0: the preset's input size
