@@ -329,14 +329,10 @@ PretrainConfig loadPretrainConfig(const fs::path& file, const std::vector<std::s
     applyKey(c, key, value);
   });
   for (auto& d : c.datasets) {
-    if (d.is_relative() && !fs::exists(d)) {
-      d = file.parent_path() / d;
-    }
+    d = configRelative(file, d);
   }
   for (auto& d : c.labelled) {
-    if (d.path.is_relative() && !fs::exists(d.path)) {
-      d.path = file.parent_path() / d.path;
-    }
+    d.path = configRelative(file, d.path);
   }
   if (c.datasets.empty()) {
     throw core::InvalidArgument("config " + file.string() + ": no datasets");

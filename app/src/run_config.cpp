@@ -10,6 +10,11 @@
 
 namespace densa::app {
 
+std::filesystem::path configRelative(const std::filesystem::path& file,
+                                     const std::filesystem::path& path) {
+  return path.is_relative() && !std::filesystem::exists(path) ? file.parent_path() / path : path;
+}
+
 std::vector<TrainDataset> parseTrainDatasets(const YAML::Node& list, const std::string& key) {
   std::vector<TrainDataset> out;
   for (const auto& d : list) {

@@ -14,7 +14,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace densa::models {
@@ -39,6 +41,73 @@ T configValue(const YAML::Node& node, const std::string& key) {
                                                            const std::string& key);
 /// Writes `datasets` as parseTrainDatasets reads them (the value of a key).
 void emitTrainDatasets(YAML::Emitter& e, const std::vector<TrainDataset>& datasets);
+
+/// One key of a YAML config bound to a member of the config struct C: read with configValue,
+/// written back by configYaml (so a run folder's config.yaml re-reads to the same config).
+template <typename C>
+struct ConfigField {
+  std::string key;
+  std::function<void(C&, const YAML::Node&)> read;
+  std::function<void(const C&, YAML::Emitter&)> write;
+};
+
+/// A field for a plain member (numbers, bool, std::string, std::filesystem::path, optional path).
+template <typename C, typename T>
+ConfigField<C> configField(std::string key, T C::*member) {
+  ConfigField<C> f;
+  f.key = key;
+  f.read = [key, member](C& c, const YAML::Node& node) {
+    if constexpr (std::is_same_v<T, std::filesystem::path>) {
+      c.*member = configValue<std::string>(node, key);
+    } else if constexpr (std::is_same_v<T, std::optional<std::filesystem::path>>) {
+      c.*member = std::filesystem::path(configValue<std::string>(node, key));
+    } else {
+      c.*member = configValue<T>(node, key);
+    }
+  };
+  f.write = [key, member](const C& c, YAML::Emitter& e) {
+    if constexpr (std::is_same_v<T, std::filesystem::path>) {
+      if (!(c.*member).empty()) {
+        e << YAML::Key << key << YAML::Value << (c.*member).string();
+      }
+    } else if constexpr (std::is_same_v<T, std::optional<std::filesystem::path>>) {
+      if (c.*member) {
+        e << YAML::Key << key << YAML::Value << std::filesystem::absolute(*(c.*member)).string();
+      }
+    } else {
+      e << YAML::Key << key << YAML::Value << c.*member;
+    }
+  };
+  return f;
+}
+
+/// Applies `value` to the field named `key`; core::InvalidArgument for an unknown key.
+template <typename C>
+void applyConfigField(const std::vector<ConfigField<C>>& fields,
+                      C& c,
+                      const std::string& key,
+                      const YAML::Node& value) {
+  for (const auto& f : fields) {
+    if (f.key == key) {
+      f.read(c, value);
+      return;
+    }
+  }
+  throw core::InvalidArgument("unknown config key '" + key + "'");
+}
+
+/// Writes every field, in order, into the open map of `e`.
+template <typename C>
+void emitConfigFields(const std::vector<ConfigField<C>>& fields, const C& c, YAML::Emitter& e) {
+  for (const auto& f : fields) {
+    f.write(c, e);
+  }
+}
+
+/// A dataset path of a config file: relative paths that do not exist from the working folder
+/// are relative to the config file's folder.
+[[nodiscard]] std::filesystem::path configRelative(const std::filesystem::path& file,
+                                                   const std::filesystem::path& path);
 
 /// Reads `file` (a YAML mapping) and calls `apply(key, value)` for each entry, then for each
 /// "key=value" override. core::InputError for an unreadable or non-mapping file,

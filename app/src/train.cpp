@@ -177,9 +177,7 @@ TrainConfig loadTrainConfig(const fs::path& file, const std::vector<std::string>
   });
   // Relative dataset paths are relative to the config file.
   for (auto& d : c.datasets) {
-    if (d.path.is_relative() && !fs::exists(d.path)) {
-      d.path = file.parent_path() / d.path;
-    }
+    d.path = configRelative(file, d.path);
   }
   if (c.datasets.empty()) {
     throw core::InvalidArgument("config " + file.string() + ": no datasets");

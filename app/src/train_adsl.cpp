@@ -44,100 +44,66 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <typename T>
-T as(const YAML::Node& node, const std::string& key) {
-  return configValue<T>(node, key);
+/// Every scalar key of an ADSL config, in the order config.yaml lists them.
+const std::vector<ConfigField<AdslTrainConfig>>& adslFields() {
+  using C = AdslTrainConfig;
+  static const std::vector<ConfigField<C>> fields{
+      configField("preset", &C::preset),
+      configField("freeze_batchnorm", &C::freezeBatchNorm),
+      configField("self_supervised", &C::selfSupervised),
+      configField("tile_step_mm", &C::tileStepMm),
+      configField("init_from", &C::initFrom),
+      configField("patch_mm", &C::patchMm),
+      configField("patch_pixels", &C::patchPixels),
+      configField("hu_min", &C::huMin),
+      configField("hu_max", &C::huMax),
+      configField("max_per_class", &C::maxPerClass),
+      configField("min_area_mm2", &C::minAreaMm2),
+      configField("holdout", &C::holdout),
+      configField("holdout_every", &C::holdoutEvery),
+      configField("holdout_block_mm", &C::holdoutBlockMm),
+      configField("epochs", &C::epochs),
+      configField("finetune_epoch", &C::finetuneEpoch),
+      configField("recluster_every", &C::reclusterEvery),
+      configField("patience", &C::patience),
+      configField("dynamic", &C::dynamic),
+      configField("learners", &C::learners),
+      configField("batch_size", &C::batchSize),
+      configField("per_class", &C::perClass),
+      configField("batches_per_epoch", &C::batchesPerEpoch),
+      configField("lr_backbone", &C::lrBackbone),
+      configField("lr_embedding", &C::lrEmbedding),
+      configField("weight_decay", &C::weightDecay),
+      configField("alpha", &C::alpha),
+      configField("beta", &C::beta),
+      configField("cutoff", &C::cutoff),
+      configField("scale_min", &C::scaleMin),
+      configField("seed", &C::seed),
+      configField("threads", &C::threads),
+      configField("device", &C::device),
+      configField("cache_dir", &C::cacheDir),
+  };
+  return fields;
 }
 
 void applyKey(AdslTrainConfig& c, const std::string& key, const YAML::Node& v) {
-  if (key == "datasets") {
-    c.datasets.clear();
-    for (const auto& d : v) {
-      AdslDataset ds;
-      ds.path = as<std::string>(d["path"], "datasets.path");
-      if (!d["classes"] || !d["classes"].IsMap()) {
-        throw core::InvalidArgument("config key 'datasets': each dataset needs 'classes', a map "
-                                    "of label value to class name, e.g. {5: liver, 1: spleen}");
-      }
-      for (const auto& kv : d["classes"]) {
-        ds.classes[as<int>(kv.first, "classes")] = as<std::string>(kv.second, "classes");
-      }
-      c.datasets.push_back(ds);
+  if (key != "datasets") {
+    applyConfigField(adslFields(), c, key, v);
+    return;
+  }
+  c.datasets.clear();
+  for (const auto& d : v) {
+    AdslDataset ds;
+    ds.path = configValue<std::string>(d["path"], "datasets.path");
+    if (!d["classes"] || !d["classes"].IsMap()) {
+      throw core::InvalidArgument("config key 'datasets': each dataset needs 'classes', a map "
+                                  "of label value to class name, e.g. {5: liver, 1: spleen}");
     }
-  } else if (key == "preset") {
-    c.preset = as<std::string>(v, key);
-  } else if (key == "freeze_batchnorm") {
-    c.freezeBatchNorm = as<bool>(v, key);
-  } else if (key == "self_supervised") {
-    c.selfSupervised = as<bool>(v, key);
-  } else if (key == "tile_step_mm") {
-    c.tileStepMm = as<double>(v, key);
-  } else if (key == "init_from") {
-    c.initFrom = fs::path(as<std::string>(v, key));
-  } else if (key == "patch_mm") {
-    c.patchMm = as<double>(v, key);
-  } else if (key == "patch_pixels") {
-    c.patchPixels = as<int>(v, key);
-  } else if (key == "hu_min") {
-    c.huMin = as<double>(v, key);
-  } else if (key == "hu_max") {
-    c.huMax = as<double>(v, key);
-  } else if (key == "max_per_class") {
-    c.maxPerClass = as<int>(v, key);
-  } else if (key == "min_area_mm2") {
-    c.minAreaMm2 = as<double>(v, key);
-  } else if (key == "holdout") {
-    c.holdout = as<std::string>(v, key);
-    if (c.holdout != "slices" && c.holdout != "cases") {
-      throw core::InvalidArgument("config key 'holdout': expected slices or cases, got '" +
-                                  c.holdout + "'");
+    for (const auto& kv : d["classes"]) {
+      ds.classes[configValue<int>(kv.first, "classes")] =
+          configValue<std::string>(kv.second, "classes");
     }
-  } else if (key == "holdout_every") {
-    c.holdoutEvery = as<int>(v, key);
-  } else if (key == "holdout_block_mm") {
-    c.holdoutBlockMm = as<double>(v, key);
-  } else if (key == "epochs") {
-    c.epochs = as<int>(v, key);
-  } else if (key == "finetune_epoch") {
-    c.finetuneEpoch = as<int>(v, key);
-  } else if (key == "recluster_every") {
-    c.reclusterEvery = as<int>(v, key);
-  } else if (key == "patience") {
-    c.patience = as<int>(v, key);
-  } else if (key == "dynamic") {
-    c.dynamic = as<bool>(v, key);
-  } else if (key == "learners") {
-    c.learners = as<int>(v, key);
-  } else if (key == "batch_size") {
-    c.batchSize = as<int>(v, key);
-  } else if (key == "per_class") {
-    c.perClass = as<int>(v, key);
-  } else if (key == "batches_per_epoch") {
-    c.batchesPerEpoch = as<int>(v, key);
-  } else if (key == "lr_backbone") {
-    c.lrBackbone = as<double>(v, key);
-  } else if (key == "lr_embedding") {
-    c.lrEmbedding = as<double>(v, key);
-  } else if (key == "weight_decay") {
-    c.weightDecay = as<double>(v, key);
-  } else if (key == "alpha") {
-    c.alpha = as<double>(v, key);
-  } else if (key == "beta") {
-    c.beta = as<double>(v, key);
-  } else if (key == "cutoff") {
-    c.cutoff = as<double>(v, key);
-  } else if (key == "scale_min") {
-    c.scaleMin = as<double>(v, key);
-  } else if (key == "seed") {
-    c.seed = as<std::uint64_t>(v, key);
-  } else if (key == "threads") {
-    c.threads = as<int>(v, key);
-  } else if (key == "device") {
-    c.device = as<std::string>(v, key);
-  } else if (key == "cache_dir") {
-    c.cacheDir = as<std::string>(v, key);
-  } else {
-    throw core::InvalidArgument("unknown config key '" + key + "'");
+    c.datasets.push_back(ds);
   }
 }
 
@@ -149,44 +115,7 @@ std::string configYaml(const AdslTrainConfig& c) {
       << YAML::Key << "classes" << YAML::Value << YAML::Flow << d.classes << YAML::EndMap;
   }
   e << YAML::EndSeq;
-  e << YAML::Key << "preset" << YAML::Value << c.preset;
-  e << YAML::Key << "freeze_batchnorm" << YAML::Value << c.freezeBatchNorm;
-  e << YAML::Key << "self_supervised" << YAML::Value << c.selfSupervised;
-  e << YAML::Key << "tile_step_mm" << YAML::Value << c.tileStepMm;
-  if (c.initFrom) {
-    e << YAML::Key << "init_from" << YAML::Value << fs::absolute(*c.initFrom).string();
-  }
-  e << YAML::Key << "patch_mm" << YAML::Value << c.patchMm;
-  e << YAML::Key << "patch_pixels" << YAML::Value << c.patchPixels;
-  e << YAML::Key << "hu_min" << YAML::Value << c.huMin;
-  e << YAML::Key << "hu_max" << YAML::Value << c.huMax;
-  e << YAML::Key << "max_per_class" << YAML::Value << c.maxPerClass;
-  e << YAML::Key << "min_area_mm2" << YAML::Value << c.minAreaMm2;
-  e << YAML::Key << "holdout" << YAML::Value << c.holdout;
-  e << YAML::Key << "holdout_every" << YAML::Value << c.holdoutEvery;
-  e << YAML::Key << "holdout_block_mm" << YAML::Value << c.holdoutBlockMm;
-  e << YAML::Key << "epochs" << YAML::Value << c.epochs;
-  e << YAML::Key << "finetune_epoch" << YAML::Value << c.finetuneEpoch;
-  e << YAML::Key << "recluster_every" << YAML::Value << c.reclusterEvery;
-  e << YAML::Key << "patience" << YAML::Value << c.patience;
-  e << YAML::Key << "dynamic" << YAML::Value << c.dynamic;
-  e << YAML::Key << "learners" << YAML::Value << c.learners;
-  e << YAML::Key << "batch_size" << YAML::Value << c.batchSize;
-  e << YAML::Key << "per_class" << YAML::Value << c.perClass;
-  e << YAML::Key << "batches_per_epoch" << YAML::Value << c.batchesPerEpoch;
-  e << YAML::Key << "lr_backbone" << YAML::Value << c.lrBackbone;
-  e << YAML::Key << "lr_embedding" << YAML::Value << c.lrEmbedding;
-  e << YAML::Key << "weight_decay" << YAML::Value << c.weightDecay;
-  e << YAML::Key << "alpha" << YAML::Value << c.alpha;
-  e << YAML::Key << "beta" << YAML::Value << c.beta;
-  e << YAML::Key << "cutoff" << YAML::Value << c.cutoff;
-  e << YAML::Key << "scale_min" << YAML::Value << c.scaleMin;
-  e << YAML::Key << "seed" << YAML::Value << c.seed;
-  e << YAML::Key << "threads" << YAML::Value << c.threads;
-  e << YAML::Key << "device" << YAML::Value << c.device;
-  if (!c.cacheDir.empty()) {
-    e << YAML::Key << "cache_dir" << YAML::Value << c.cacheDir.string();
-  }
+  emitConfigFields(adslFields(), c, e);
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }
@@ -469,12 +398,14 @@ AdslTrainConfig loadAdslConfig(const fs::path& file, const std::vector<std::stri
     applyKey(c, key, value);
   });
   for (auto& d : c.datasets) {
-    if (d.path.is_relative() && !fs::exists(d.path)) {
-      d.path = file.parent_path() / d.path;
-    }
+    d.path = configRelative(file, d.path);
   }
   if (c.datasets.empty()) {
     throw core::InvalidArgument("config " + file.string() + ": no datasets");
+  }
+  if (c.holdout != "slices" && c.holdout != "cases") {
+    throw core::InvalidArgument("config key 'holdout': expected slices or cases, got '" +
+                                c.holdout + "'");
   }
   if (c.epochs <= 0 || c.batchSize < 4 || c.perClass < 2 || c.learners < 1 || c.holdoutEvery < 2 ||
       c.patchMm <= 0 || c.patchPixels < 0 || c.huMax <= c.huMin || c.reclusterEvery < 1 ||

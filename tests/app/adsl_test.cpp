@@ -191,6 +191,16 @@ fs::path writeConfig(const fs::path& dir, const fs::path& csv) {
   return dir / "adsl.yaml";
 }
 
+/// `densa train adsl --config config -o run --set …`.
+int train(const fs::path& config,
+          const fs::path& run,
+          const std::vector<std::string>& overrides,
+          std::ostream& out,
+          std::ostream& err) {
+  return runTrainAdsl(
+      {.config = config, .resume = std::nullopt, .runDir = run, .overrides = overrides}, out, err);
+}
+
 std::map<std::string, torch::Tensor> weights(const fs::path& checkpoint) {
   return models::stateDict(*models::moduleOf(models::loadCheckpoint(checkpoint).net));
 }
@@ -238,14 +248,7 @@ TEST(AdslTrain, WritesARunFolderAndResumesExactly) {
   EXPECT_GT(j["validation"]["raw_pixels"]["recall_at_1"].get<double>(), 0.75);
 
   // 2 epochs, then --resume for the third: identical weights.
-  ASSERT_EQ(runTrainAdsl({.config = config,
-                          .resume = std::nullopt,
-                          .runDir = tmp / "part",
-                          .overrides = {"epochs=2"}},
-                         out,
-                         err),
-            0)
-      << err.str();
+  ASSERT_EQ(train(config, tmp / "part", {"epochs=2"}, out, err), 0) << err.str();
   ASSERT_EQ(
       runTrainAdsl(
           {.config = std::nullopt, .resume = tmp / "part", .runDir = {}, .overrides = {"epochs=3"}},
@@ -267,28 +270,22 @@ TEST(AdslTrain, SelfSupervisedTilesThenInitFrom) {
   const fs::path config = writeConfig(tmp.path(), csv);
   std::ostringstream out;
   std::ostringstream err;
-  ASSERT_EQ(runTrainAdsl({.config = config,
-                          .resume = std::nullopt,
-                          .runDir = tmp / "ssl",
-                          .overrides = {"self_supervised=true", "tile_step_mm=4", "epochs=1"}},
-                         out,
-                         err),
-            0)
+  ASSERT_EQ(
+      train(config, tmp / "ssl", {"self_supervised=true", "tile_step_mm=4", "epochs=1"}, out, err),
+      0)
       << err.str();
   EXPECT_NE(out.str().find("unlabelled training tiles"), std::string::npos) << out.str();
   EXPECT_EQ(models::readModelCard(tmp / "ssl" / "best.densa").provenance.trainingStage,
             "self-supervised");
   // A supervised run from it: with a zero backbone learning rate its backbone stays the
   // self-supervised one.
-  ASSERT_EQ(runTrainAdsl({.config = config,
-                          .resume = std::nullopt,
-                          .runDir = tmp / "sup",
-                          .overrides = {"init_from=" + (tmp / "ssl" / "best.densa").string(),
-                                        "lr_backbone=0",
-                                        "epochs=1"}},
-                         out,
-                         err),
-            0)
+  ASSERT_EQ(
+      train(config,
+            tmp / "sup",
+            {"init_from=" + (tmp / "ssl" / "best.densa").string(), "lr_backbone=0", "epochs=1"},
+            out,
+            err),
+      0)
       << err.str();
   const auto ssl = models::loadCheckpoint(tmp / "ssl" / "best.densa");
   const auto sup = models::loadCheckpoint(tmp / "sup" / "last.densa");
@@ -303,12 +300,7 @@ TEST(AdslTrain, SelfSupervisedTilesThenInitFrom) {
   }
   EXPECT_GT(compared, 10);
   // init_from must be an adsl checkpoint.
-  EXPECT_THROW((void)runTrainAdsl({.config = config,
-                                   .resume = std::nullopt,
-                                   .runDir = tmp / "bad",
-                                   .overrides = {"init_from=" + csv.string()}},
-                                  out,
-                                  err),
+  EXPECT_THROW((void)train(config, tmp / "bad", {"init_from=" + csv.string()}, out, err),
                std::exception);
 }
 
@@ -330,14 +322,7 @@ TEST(AdslIndex, AddPersistSearchAndRefuseAnotherModel) {
   const fs::path config = writeConfig(tmp.path(), csv);
   std::ostringstream out;
   std::ostringstream err;
-  ASSERT_EQ(runTrainAdsl({.config = config,
-                          .resume = std::nullopt,
-                          .runDir = tmp / "run",
-                          .overrides = {"epochs=1"}},
-                         out,
-                         err),
-            0)
-      << err.str();
+  ASSERT_EQ(train(config, tmp / "run", {"epochs=1"}, out, err), 0) << err.str();
   const fs::path model = tmp / "run" / "best.densa";
   IndexCommand add;
   add.action = "add";
@@ -385,13 +370,7 @@ TEST(AdslIndex, AddPersistSearchAndRefuseAnotherModel) {
   EXPECT_TRUE(fs::exists(tmp / "search" / "hit_1_attention.png"));
 
   // Another model (another version) is refused, naming both versions.
-  ASSERT_EQ(runTrainAdsl({.config = config,
-                          .resume = std::nullopt,
-                          .runDir = tmp / "other",
-                          .overrides = {"epochs=1", "seed=9"}},
-                         out,
-                         err),
-            0);
+  ASSERT_EQ(train(config, tmp / "other", {"epochs=1", "seed=9"}, out, err), 0);
   // Remove a case; removing an unknown id is reported (exit 3).
   IndexCommand remove;
   remove.action = "remove";
@@ -419,14 +398,7 @@ TEST(SimilarCases, LibraryGivesTheCliHits) {
   const fs::path config = writeConfig(tmp.path(), csv);
   std::ostringstream out;
   std::ostringstream err;
-  ASSERT_EQ(runTrainAdsl({.config = config,
-                          .resume = std::nullopt,
-                          .runDir = tmp / "run",
-                          .overrides = {"epochs=1"}},
-                         out,
-                         err),
-            0)
-      << err.str();
+  ASSERT_EQ(train(config, tmp / "run", {"epochs=1"}, out, err), 0) << err.str();
   IndexCommand add;
   add.action = "add";
   add.index = tmp / "idx";
@@ -541,13 +513,7 @@ TEST(SimilarCases, LibraryGivesTheCliHits) {
   none.k = 0;
   EXPECT_THROW((void)searcher.search(ct, none), core::InvalidArgument);
   EXPECT_THROW(SimilarCaseSearch(tmp / "no-index"), core::InputError);
-  ASSERT_EQ(runTrainAdsl({.config = config,
-                          .resume = std::nullopt,
-                          .runDir = tmp / "other",
-                          .overrides = {"epochs=1", "seed=9"}},
-                         out,
-                         err),
-            0);
+  ASSERT_EQ(train(config, tmp / "other", {"epochs=1", "seed=9"}, out, err), 0);
   try {
     SimilarCaseSearch wrong(tmp / "idx", tmp / "other" / "best.densa");
     FAIL() << "a model-version mismatch was accepted";

@@ -281,8 +281,11 @@ void geminiPretrain(benchmark::State& state, const std::string& preset, std::int
 
 void registerAll() {
   const bool gpu = gDevice.is_cuda();
-  for (const std::string preset : {"tiny", "small"}) {
-    for (const std::int64_t size : {32, 64}) {
+  for (const std::string preset : {"tiny", "small", "paper"}) {
+    for (const std::int64_t size : {32, 64, 96}) {
+      if (preset == "paper" && size == 32) {
+        continue;
+      }
       const std::string name = "gemini_pretrain/" + preset + "/" + std::to_string(size);
       benchmark::RegisterBenchmark(name.c_str(),
                                    [=](benchmark::State& s) { geminiPretrain(s, preset, size); })
