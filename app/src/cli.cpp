@@ -325,9 +325,10 @@ int runCli(int argc, char** argv) {
                                "training or to test the pipeline.\nExample: densa model create "
                                "hdenseunet --preset tiny -o tiny.densa");
   modelCreateCmd
-      ->add_option("NAME",
-                   modelCreate.name,
-                   "hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini, gemini-unet, adsl")
+      ->add_option(
+          "NAME",
+          modelCreate.name,
+          "hdenseunet, dense-unet-2d, dense-unet-3d, coarse-liver, gemini, gemini-unet, adsl")
       ->required();
   modelCreateCmd->add_option("--preset", modelCreate.preset, "paper, small or tiny");
   modelCreateCmd->add_option("-o,--output", modelCreate.output, "Checkpoint file to write")

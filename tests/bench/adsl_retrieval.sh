@@ -21,12 +21,14 @@ export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$W"
 common=(--set "epochs=$EPOCHS" --set "finetune_epoch=$FT" --set "patience=$PATIENCE"
         --set "threads=$THREADS" --set "cache_dir=$W/cache")
-run() { # name, extra --set arguments
+run() { # name, extra --set arguments; a run whose test split is scored already is kept
   local name=$1; shift
-  [ -f "$W/$name/retrieval.json" ] && grep -q '"test"' "$W/$name/retrieval.json" &&
-    grep -q '"embedding"' <(python3 -c "import json;print(json.load(open('$W/$name/retrieval.json'))['test'])") ||
-    { /usr/bin/time -f "$name: %e s, %M KB peak" "$DENSA" train adsl --config "$CONFIG" -o "$W/$name" \
-        "${common[@]}" "$@" > "$W/$name.log" 2>&1; tail -1 "$W/$name.log"; }
+  if python3 -c "import json,sys; sys.exit(0 if 'embedding' in json.load(open('$W/$name/retrieval.json')).get('test', {}) else 1)" 2>/dev/null; then
+    return
+  fi
+  /usr/bin/time -f "$name: %e s, %M KB peak" "$DENSA" train adsl --config "$CONFIG" -o "$W/$name" \
+    "${common[@]}" "$@" > "$W/$name.log" 2>&1
+  tail -1 "$W/$name.log"
 }
 run adsl --set dynamic=true --set learners=1
 run single --set dynamic=false --set learners=1
