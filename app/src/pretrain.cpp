@@ -52,9 +52,31 @@ std::string mm(double v) {
   return s.str();
 }
 
-template <typename T>
-T as(const YAML::Node& node, const std::string& key) {
-  return configValue<T>(node, key);
+/// Every scalar key of a pretraining config, in the order config.yaml lists them.
+const std::vector<ConfigField<PretrainConfig>>& pretrainFields() {
+  using C = PretrainConfig;
+  static const std::vector<ConfigField<C>> fields{
+      configField("tumour_fraction", &C::tumourFraction),
+      configField("variant", &C::variant),
+      configField("preset", &C::preset),
+      configField("crop_size", &C::cropSize),
+      configField("spacing_mm", &C::spacingMm),
+      configField("hu_min", &C::huMin),
+      configField("hu_max", &C::huMax),
+      configField("rotation_degrees", &C::rotationDegrees),
+      configField("scale_min", &C::scaleMin),
+      configField("scale_max", &C::scaleMax),
+      configField("diffeomorphic", &C::diffeomorphic),
+      configField("steps", &C::steps),
+      configField("learning_rate", &C::learningRate),
+      configField("seed", &C::seed),
+      configField("log_every", &C::logEvery),
+      configField("checkpoint_every", &C::checkpointEvery),
+      configField("workers", &C::workers),
+      configField("threads", &C::threads),
+      configField("device", &C::device),
+  };
+  return fields;
 }
 
 void applyKey(PretrainConfig& c, const std::string& key, const YAML::Node& v) {
@@ -62,57 +84,16 @@ void applyKey(PretrainConfig& c, const std::string& key, const YAML::Node& v) {
     c.datasets.clear();
     if (v.IsSequence()) {
       for (const auto& d : v) {
-        c.datasets.emplace_back(as<std::string>(d.IsMap() ? d["path"] : d, "datasets.path"));
+        c.datasets.emplace_back(
+            configValue<std::string>(d.IsMap() ? d["path"] : d, "datasets.path"));
       }
     } else {
-      c.datasets.emplace_back(as<std::string>(v, key));
-    }
-  } else if (key == "variant") {
-    c.variant = as<std::string>(v, key);
-    if (c.variant != "mip" && c.variant != "semi") {
-      throw core::InvalidArgument("config key 'variant': expected mip or semi, got '" + c.variant +
-                                  "'");
+      c.datasets.emplace_back(configValue<std::string>(v, key));
     }
   } else if (key == "labelled") {
     c.labelled = parseTrainDatasets(v, key);
-  } else if (key == "tumour_fraction") {
-    c.tumourFraction = as<double>(v, key);
-  } else if (key == "preset") {
-    c.preset = as<std::string>(v, key);
-  } else if (key == "crop_size") {
-    c.cropSize = as<int>(v, key);
-  } else if (key == "spacing_mm") {
-    c.spacingMm = as<double>(v, key);
-  } else if (key == "hu_min") {
-    c.huMin = as<double>(v, key);
-  } else if (key == "hu_max") {
-    c.huMax = as<double>(v, key);
-  } else if (key == "rotation_degrees") {
-    c.rotationDegrees = as<double>(v, key);
-  } else if (key == "scale_min") {
-    c.scaleMin = as<double>(v, key);
-  } else if (key == "scale_max") {
-    c.scaleMax = as<double>(v, key);
-  } else if (key == "diffeomorphic") {
-    c.diffeomorphic = as<bool>(v, key);
-  } else if (key == "steps") {
-    c.steps = as<std::int64_t>(v, key);
-  } else if (key == "learning_rate") {
-    c.learningRate = as<double>(v, key);
-  } else if (key == "seed") {
-    c.seed = as<std::uint64_t>(v, key);
-  } else if (key == "log_every") {
-    c.logEvery = as<std::int64_t>(v, key);
-  } else if (key == "checkpoint_every") {
-    c.checkpointEvery = as<std::int64_t>(v, key);
-  } else if (key == "workers") {
-    c.workers = as<int>(v, key);
-  } else if (key == "threads") {
-    c.threads = as<int>(v, key);
-  } else if (key == "device") {
-    c.device = as<std::string>(v, key);
   } else {
-    throw core::InvalidArgument("unknown config key '" + key + "'");
+    applyConfigField(pretrainFields(), c, key, v);
   }
 }
 
@@ -126,20 +107,9 @@ std::string toYaml(const PretrainConfig& c) {
   if (!c.labelled.empty()) {
     e << YAML::Key << "labelled" << YAML::Value;
     emitTrainDatasets(e, c.labelled);
-    e << YAML::Key << "tumour_fraction" << YAML::Value << c.tumourFraction;
   }
-  e << YAML::Key << "variant" << YAML::Value << c.variant << YAML::Key << "preset" << YAML::Value
-    << c.preset << YAML::Key << "crop_size" << YAML::Value << c.cropSize << YAML::Key
-    << "spacing_mm" << YAML::Value << c.spacingMm << YAML::Key << "hu_min" << YAML::Value << c.huMin
-    << YAML::Key << "hu_max" << YAML::Value << c.huMax << YAML::Key << "rotation_degrees"
-    << YAML::Value << c.rotationDegrees << YAML::Key << "scale_min" << YAML::Value << c.scaleMin
-    << YAML::Key << "scale_max" << YAML::Value << c.scaleMax << YAML::Key << "diffeomorphic"
-    << YAML::Value << c.diffeomorphic << YAML::Key << "steps" << YAML::Value << c.steps << YAML::Key
-    << "learning_rate" << YAML::Value << c.learningRate << YAML::Key << "seed" << YAML::Value
-    << c.seed << YAML::Key << "log_every" << YAML::Value << c.logEvery << YAML::Key
-    << "checkpoint_every" << YAML::Value << c.checkpointEvery << YAML::Key << "workers"
-    << YAML::Value << c.workers << YAML::Key << "threads" << YAML::Value << c.threads << YAML::Key
-    << "device" << YAML::Value << c.device << YAML::EndMap;
+  emitConfigFields(pretrainFields(), c, e);
+  e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }
 
@@ -336,6 +306,10 @@ PretrainConfig loadPretrainConfig(const fs::path& file, const std::vector<std::s
   }
   if (c.datasets.empty()) {
     throw core::InvalidArgument("config " + file.string() + ": no datasets");
+  }
+  if (c.variant != "mip" && c.variant != "semi") {
+    throw core::InvalidArgument("config key 'variant': expected mip or semi, got '" + c.variant +
+                                "'");
   }
   if (c.steps <= 0 || c.cropSize < 16 || c.cropSize % 16 != 0 || c.spacingMm <= 0 ||
       c.huMax <= c.huMin || c.scaleMin <= 0 || c.scaleMax < c.scaleMin || c.logEvery <= 0 ||

@@ -47,93 +47,54 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-template <typename T>
-T as(const YAML::Node& node, const std::string& key) {
-  return configValue<T>(node, key);
+/// Every scalar key of a training config, in the order config.yaml lists them.
+const std::vector<ConfigField<TrainConfig>>& trainFields() {
+  using C = TrainConfig;
+  static const std::vector<ConfigField<C>> fields{
+      configField("architecture", &C::architecture),
+      configField("preset", &C::preset),
+      configField("stage", &C::stage),
+      configField("init_from", &C::initFrom),
+      configField("steps", &C::steps),
+      configField("batch_size", &C::batchSize),
+      configField("crop_size", &C::cropSize),
+      configField("scale_min", &C::scaleMin),
+      configField("scale_max", &C::scaleMax),
+      configField("tumour_fraction", &C::tumourFraction),
+      configField("rotation_degrees", &C::rotationDegrees),
+      configField("intensity_scale", &C::intensityScale),
+      configField("intensity_shift_hu", &C::intensityShiftHu),
+      configField("noise_hu", &C::noiseHu),
+      configField("optimizer", &C::optimizer),
+      configField("learning_rate", &C::learningRate),
+      configField("momentum", &C::momentum),
+      configField("weight_decay", &C::weightDecay),
+      configField("schedule", &C::schedule),
+      configField("dice_weight", &C::diceWeight),
+      configField("folds", &C::folds),
+      configField("fold", &C::fold),
+      configField("seed", &C::seed),
+      configField("validate_every", &C::validateEvery),
+      configField("checkpoint_every", &C::checkpointEvery),
+      configField("log_every", &C::logEvery),
+      configField("workers", &C::workers),
+      configField("spacing_mm", &C::spacingMm),
+      configField("hu_min", &C::huMin),
+      configField("hu_max", &C::huMax),
+      configField("threads", &C::threads),
+      configField("device", &C::device),
+      configField("cache_dir", &C::cacheDir),
+  };
+  return fields;
 }
 
 void applyKey(TrainConfig& c, const std::string& key, const YAML::Node& v) {
   if (key == "datasets") {
     c.datasets = parseTrainDatasets(v, key);
   } else if (key == "dataset") {
-    c.datasets = {TrainDataset{as<std::string>(v, key), std::nullopt, false, false}};
-  } else if (key == "architecture") {
-    c.architecture = as<std::string>(v, key);
-    if (c.architecture != "hdenseunet" && c.architecture != "gemini-unet") {
-      throw core::InvalidArgument("config key 'architecture': expected hdenseunet or gemini-unet, "
-                                  "got '" +
-                                  c.architecture + "'");
-    }
-  } else if (key == "preset") {
-    c.preset = as<std::string>(v, key);
-  } else if (key == "stage") {
-    c.stage = as<std::string>(v, key);
-    if (c.stage != "2d" && c.stage != "3dpart" && c.stage != "end2end") {
-      throw core::InvalidArgument("config key 'stage': expected 2d, 3dpart or end2end, got '" +
-                                  c.stage + "'");
-    }
-  } else if (key == "init_from") {
-    c.initFrom = fs::path(as<std::string>(v, key));
-  } else if (key == "steps") {
-    c.steps = as<std::int64_t>(v, key);
-  } else if (key == "batch_size") {
-    c.batchSize = as<int>(v, key);
-  } else if (key == "crop_size") {
-    c.cropSize = as<int>(v, key);
-  } else if (key == "scale_min") {
-    c.scaleMin = as<double>(v, key);
-  } else if (key == "scale_max") {
-    c.scaleMax = as<double>(v, key);
-  } else if (key == "tumour_fraction") {
-    c.tumourFraction = as<double>(v, key);
-  } else if (key == "rotation_degrees") {
-    c.rotationDegrees = as<double>(v, key);
-  } else if (key == "intensity_scale") {
-    c.intensityScale = as<double>(v, key);
-  } else if (key == "intensity_shift_hu") {
-    c.intensityShiftHu = as<double>(v, key);
-  } else if (key == "noise_hu") {
-    c.noiseHu = as<double>(v, key);
-  } else if (key == "optimizer") {
-    c.optimizer = as<std::string>(v, key);
-  } else if (key == "learning_rate") {
-    c.learningRate = as<double>(v, key);
-  } else if (key == "momentum") {
-    c.momentum = as<double>(v, key);
-  } else if (key == "weight_decay") {
-    c.weightDecay = as<double>(v, key);
-  } else if (key == "schedule") {
-    c.schedule = as<std::string>(v, key);
-  } else if (key == "dice_weight") {
-    c.diceWeight = as<double>(v, key);
-  } else if (key == "folds") {
-    c.folds = as<int>(v, key);
-  } else if (key == "fold") {
-    c.fold = as<int>(v, key);
-  } else if (key == "seed") {
-    c.seed = as<std::uint64_t>(v, key);
-  } else if (key == "validate_every") {
-    c.validateEvery = as<std::int64_t>(v, key);
-  } else if (key == "checkpoint_every") {
-    c.checkpointEvery = as<std::int64_t>(v, key);
-  } else if (key == "log_every") {
-    c.logEvery = as<std::int64_t>(v, key);
-  } else if (key == "workers") {
-    c.workers = as<int>(v, key);
-  } else if (key == "threads") {
-    c.threads = as<int>(v, key);
-  } else if (key == "device") {
-    c.device = as<std::string>(v, key);
-  } else if (key == "spacing_mm") {
-    c.spacingMm = as<double>(v, key);
-  } else if (key == "hu_min") {
-    c.huMin = as<double>(v, key);
-  } else if (key == "hu_max") {
-    c.huMax = as<double>(v, key);
-  } else if (key == "cache_dir") {
-    c.cacheDir = as<std::string>(v, key);
+    c.datasets = {TrainDataset{configValue<std::string>(v, key), std::nullopt, false, false}};
   } else {
-    throw core::InvalidArgument("unknown config key '" + key + "'");
+    applyConfigField(trainFields(), c, key, v);
   }
 }
 
@@ -141,30 +102,8 @@ std::string toYaml(const TrainConfig& c) {
   YAML::Emitter e;
   e << YAML::BeginMap << YAML::Key << "datasets" << YAML::Value;
   emitTrainDatasets(e, c.datasets);
-  e << YAML::Key << "architecture" << YAML::Value << c.architecture << YAML::Key << "preset"
-    << YAML::Value << c.preset << YAML::Key << "stage" << YAML::Value << c.stage;
-  if (c.initFrom) {
-    e << YAML::Key << "init_from" << YAML::Value << c.initFrom->string();
-  }
-  e << YAML::Key << "steps" << YAML::Value << c.steps << YAML::Key << "batch_size" << YAML::Value
-    << c.batchSize << YAML::Key << "crop_size" << YAML::Value << c.cropSize << YAML::Key
-    << "scale_min" << YAML::Value << c.scaleMin << YAML::Key << "scale_max" << YAML::Value
-    << c.scaleMax << YAML::Key << "tumour_fraction" << YAML::Value << c.tumourFraction << YAML::Key
-    << "rotation_degrees" << YAML::Value << c.rotationDegrees << YAML::Key << "intensity_scale"
-    << YAML::Value << c.intensityScale << YAML::Key << "intensity_shift_hu" << YAML::Value
-    << c.intensityShiftHu << YAML::Key << "noise_hu" << YAML::Value << c.noiseHu << YAML::Key
-    << "optimizer" << YAML::Value << c.optimizer << YAML::Key << "learning_rate" << YAML::Value
-    << c.learningRate << YAML::Key << "momentum" << YAML::Value << c.momentum << YAML::Key
-    << "weight_decay" << YAML::Value << c.weightDecay << YAML::Key << "schedule" << YAML::Value
-    << c.schedule << YAML::Key << "dice_weight" << YAML::Value << c.diceWeight << YAML::Key
-    << "folds" << YAML::Value << c.folds << YAML::Key << "fold" << YAML::Value << c.fold
-    << YAML::Key << "seed" << YAML::Value << c.seed << YAML::Key << "validate_every" << YAML::Value
-    << c.validateEvery << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpointEvery
-    << YAML::Key << "log_every" << YAML::Value << c.logEvery << YAML::Key << "workers"
-    << YAML::Value << c.workers << YAML::Key << "spacing_mm" << YAML::Value << c.spacingMm
-    << YAML::Key << "hu_min" << YAML::Value << c.huMin << YAML::Key << "hu_max" << YAML::Value
-    << c.huMax << YAML::Key << "threads" << YAML::Value << c.threads << YAML::Key << "device"
-    << YAML::Value << c.device << YAML::EndMap;
+  emitConfigFields(trainFields(), c, e);
+  e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }
 
@@ -181,6 +120,15 @@ TrainConfig loadTrainConfig(const fs::path& file, const std::vector<std::string>
   }
   if (c.datasets.empty()) {
     throw core::InvalidArgument("config " + file.string() + ": no datasets");
+  }
+  if (c.architecture != "hdenseunet" && c.architecture != "gemini-unet") {
+    throw core::InvalidArgument(
+        "config key 'architecture': expected hdenseunet or gemini-unet, got '" + c.architecture +
+        "'");
+  }
+  if (c.stage != "2d" && c.stage != "3dpart" && c.stage != "end2end") {
+    throw core::InvalidArgument("config key 'stage': expected 2d, 3dpart or end2end, got '" +
+                                c.stage + "'");
   }
   if (c.steps <= 0 || c.batchSize <= 0 || c.cropSize < 32 || c.cropSize % 32 != 0) {
     throw core::InvalidArgument(
