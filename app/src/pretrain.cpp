@@ -421,11 +421,7 @@ int runPretrain(const PretrainCommand& command, std::ostream& out, std::ostream&
     step = loadRunState(stateFile, *net, optimizer, device).step;
     say("resumed at step " + std::to_string(step));
   } else if (distributed) {
-    std::vector<torch::Tensor> params;
-    for (auto& p : net->parameters()) {
-      params.push_back(p.data());
-    }
-    distributed->broadcast(params, 0);
+    broadcastParameters(*net, *distributed);
   }
   if (main && (!fs::exists(run / "metrics.csv") || !command.resume)) {
     io::writeTextAtomically(run / "metrics.csv", metricsHeader(c));

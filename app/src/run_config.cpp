@@ -80,6 +80,14 @@ void readConfig(const fs::path& file,
   }
 }
 
+void broadcastParameters(torch::nn::Module& net, models::DistributedContext& distributed) {
+  std::vector<torch::Tensor> params;
+  for (auto& p : net.parameters()) {
+    params.push_back(p.data());
+  }
+  distributed.broadcast(params, 0);
+}
+
 bool optimiserStep(const torch::Tensor& loss,
                    torch::nn::Module& net,
                    torch::optim::Optimizer& optimizer,

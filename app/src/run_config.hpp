@@ -126,6 +126,9 @@ bool optimiserStep(const torch::Tensor& loss,
                    torch::optim::Optimizer& optimizer,
                    models::DistributedContext* distributed);
 
+/// Copies rank 0's parameters to every rank (the start of a data-parallel run).
+void broadcastParameters(torch::nn::Module& net, models::DistributedContext& distributed);
+
 /// The state of a run for an exact resume: weights, optimiser, step and best validation score,
 /// written atomically.
 void saveRunState(const std::filesystem::path& file,

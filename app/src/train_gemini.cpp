@@ -252,11 +252,7 @@ int runTrainGeminiUNet(const TrainCommand& command,
     }
     say("resumed at step " + std::to_string(step));
   } else if (distributed) {
-    std::vector<torch::Tensor> params;
-    for (auto& p : net->parameters()) {
-      params.push_back(p.data());
-    }
-    distributed->broadcast(params, 0);
+    broadcastParameters(*net, *distributed);
   }
   if (main && (!fs::exists(run / "metrics.csv") || !command.resume)) {
     io::writeTextAtomically(
