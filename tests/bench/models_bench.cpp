@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Throughput of the H-DenseUNet presets (slices/s) with the achieved GFLOP/s next to the machine's
-// measured peak (large single-precision GEMMs and convolutions) in the same run.
+// measured peak (large single-precision GEMMs and 3x3 / 1x1 convolutions in NCHW and channels-last
+// layout) in the same run. Forward passes run in batches of 4 slices, as `densa segment` does.
 //   build/<preset>/tests/bench/models_bench [--device=cuda] [--benchmark_filter=...]
 // Counters: slices_per_s, GFLOPs (convolution FLOPs = 2 x MACs from the cost walker, the same
 // figures `densa model info` prints; a backward pass is counted as 2 x forward), peak_GFLOPs,
@@ -22,6 +23,8 @@
 #include "densa/models/torch/losses.hpp"
 #include "densa/models/torch/training.hpp"
 
+#include "peak.hpp"
+
 #include <benchmark/benchmark.h>
 #include <torch/cuda.h>
 #include <torch/optim/adam.h>
@@ -31,6 +34,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -46,32 +50,6 @@ void synchronize() {
   if (gDevice.is_cuda()) {
     torch::cuda::synchronize();
   }
-}
-
-// Peak: the best of a few large float GEMMs (2048^3 on CPU, 8192^3 on GPU) and large 3x3
-// convolutions (512 -> 512 channels at 56x56 / 112x112), whichever library path is faster.
-double measurePeak() {
-  const auto opts = torch::TensorOptions().device(gDevice);
-  const std::int64_t n = gDevice.is_cuda() ? 8192 : 2048;
-  const std::int64_t hw = gDevice.is_cuda() ? 112 : 56;
-  const auto a = torch::randn({n, n}, opts);
-  const auto b = torch::randn({n, n}, opts);
-  const auto x = torch::randn({1, 512, hw, hw}, opts);
-  const auto w = torch::randn({512, 512, 3, 3}, opts);
-  const double gemmFlop = 2.0 * static_cast<double>(n * n * n);
-  const double convFlop = 2.0 * 512.0 * 512.0 * 9.0 * static_cast<double>(hw * hw);
-  double best = 0.0;
-  for (int i = 0; i < 6; ++i) {
-    const bool gemm = i % 2 == 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto c = gemm ? torch::mm(a, b) : torch::conv2d(x, w, {}, 1, 1);
-    synchronize();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (i >= 2) { // the first of each is a warm-up
-      best = std::max(best, (gemm ? gemmFlop : convFlop) / s / 1e9);
-    }
-  }
-  return best;
 }
 
 void setCounters(benchmark::State& state,
@@ -307,14 +285,16 @@ void registerAll() {
   for (const std::string preset : {"tiny", "small", "paper"}) {
     const bool paper = preset == "paper";
     for (const std::int64_t size : {224, 512}) {
-      // Paper at 512 on CPU: a few seconds per slice; one slice, few iterations.
-      const std::int64_t batch = (paper || size == 512) && !gpu ? 1 : 4;
+      // Batches of 4 slices, as `densa segment` runs the 2D network (training backward passes at
+      // 512 on the CPU: one slice).
+      const std::int64_t batch = 4;
       const int iterations = paper && !gpu ? 2 : 0;
       for (const bool backward : {false, true}) {
         const std::string name = std::string(backward ? "forward_backward" : "forward") +
                                  "/net2d/" + preset + "/" + std::to_string(size);
-        auto* b = benchmark::RegisterBenchmark(
-            name.c_str(), [=](benchmark::State& s) { twoD(s, preset, size, batch, backward); });
+        auto* b = benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
+          twoD(s, preset, size, backward && size == 512 && !gpu ? 1 : batch, backward);
+        });
         b->Unit(benchmark::kMillisecond)->UseRealTime();
         if (iterations > 0) {
           b->Iterations(iterations);
@@ -351,7 +331,7 @@ int main(int argc, char** argv) {
   int count = static_cast<int>(args.size());
   benchmark::Initialize(&count, args.data());
   const int threads = setThreads(0);
-  gPeakGflops = measurePeak();
+  gPeakGflops = densa::bench::measurePeakGflops(gDevice);
   benchmark::AddCustomContext("device", gDevice.str());
   benchmark::AddCustomContext("torch_threads", std::to_string(threads));
   benchmark::AddCustomContext("peak_GFLOPs (GEMM/conv)", std::to_string(gPeakGflops));

@@ -201,6 +201,29 @@ TEST(DenseUNet, SkipLessVariantAndBilinearUpsamplingKeepTheShapes) {
   }
 }
 
+// CPU inference (eval mode, no autograd) runs in channels-last layout; the training path (autograd)
+// in NCHW. Both must compute the same function: same sizes, same values up to float rounding.
+TEST(DenseUNet, ChannelsLastInferenceMatchesTheTrainingLayout) {
+  torch::manual_seed(7);
+  auto o = hDenseUNetPreset("tiny").net2d;
+  DenseUNet2d net(o);
+  net->eval();
+  const auto x = torch::randn({2, 3, 64, 96});
+  const auto reference = net(x); // autograd on: NCHW
+  DenseUNetOutput fast;
+  {
+    torch::NoGradGuard noGrad;
+    fast = net(x);
+  }
+  EXPECT_TRUE(fast.logits.is_contiguous());
+  EXPECT_TRUE(fast.features.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  ASSERT_EQ(fast.features.sizes(), reference.features.sizes());
+  const double scale = reference.logits.abs().max().item<double>();
+  EXPECT_LT((fast.logits - reference.logits).abs().max().item<double>(), 1e-4 * scale);
+  EXPECT_LT((fast.features - reference.features).abs().max().item<double>(),
+            1e-4 * reference.features.abs().max().item<double>());
+}
+
 TEST(DenseUNet, RejectsInputsTheTopologyCannotTake) {
   DenseUNet2d net2d(hDenseUNetPreset("tiny").net2d);
   EXPECT_THROW(net2d(torch::randn({1, 3, 48, 64})), ModelError);

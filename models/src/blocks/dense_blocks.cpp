@@ -77,8 +77,10 @@ DenseLayerImpl<Dim>::DenseLayerImpl(int inChannels,
 
 template <int Dim>
 torch::Tensor DenseLayerImpl<Dim>::forward(const torch::Tensor& x) {
-  auto y = m_conv1(torch::relu(m_norm1(x)));
-  y = m_conv2(torch::relu(m_norm2(y)));
+  // In-place ReLU on the fresh BatchNorm outputs (autograd-safe: BN's backward keeps its input, not
+  // its output): one memory pass and one allocation fewer per activation.
+  auto y = m_conv1(m_norm1(x).relu_());
+  y = m_conv2(m_norm2(y).relu_());
   return torch::cat({x, y}, 1);
 }
 
@@ -113,7 +115,7 @@ TransitionImpl<Dim>::TransitionImpl(int inChannels, int outChannels, NormSetting
 
 template <int Dim>
 torch::Tensor TransitionImpl<Dim>::forward(const torch::Tensor& x) {
-  auto y = m_conv(torch::relu(m_norm(x)));
+  auto y = m_conv(m_norm(x).relu_());
   if constexpr (Dim == 2) {
     return torch::avg_pool2d(y, {2, 2}, {2, 2});
   } else {
@@ -160,7 +162,7 @@ torch::Tensor UpBlockImpl<Dim>::forward(const torch::Tensor& x, const torch::Ten
   if (m_dropout) {
     y = m_dropout(y);
   }
-  return torch::relu(m_norm(y));
+  return m_norm(y).relu_();
 }
 
 template class DenseLayerImpl<2>;

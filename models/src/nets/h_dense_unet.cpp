@@ -108,7 +108,7 @@ torch::Tensor HDenseUNetImpl::fuse(const torch::Tensor& volume,
   if (m_fusionDropout) {
     z = m_fusionDropout(z);
   }
-  z = torch::relu(m_fusionNorm(z));
+  z = m_fusionNorm(z).relu_();
   return m_classifier(z);
 }
 
