@@ -152,6 +152,14 @@ int runCli(int argc, char** argv) {
                    "Report only lesions of at least this volume in mL; smaller ones become liver "
                    "(default 0: keep all, as the LiTS scorer does)")
       ->check(CLI::NonNegativeNumber);
+  segmentCmd
+      ->add_option_function<std::string>(
+          "--roi",
+          [&segment](const std::string& v) { segment.liverBox = v == "liver-box"; },
+          "Where the H-DenseUNet windows run: 'full' slices (the reference code; default) or "
+          "'liver-box', the box around the coarse liver mask plus 15 mm (the paper; several "
+          "times faster). Without a coarse model the 2D branch's liver prediction is the mask")
+      ->check(CLI::IsMember({"full", "liver-box"}));
   segmentCmd->add_flag(
       "--resample-irregular",
       segment.resampleIrregular,

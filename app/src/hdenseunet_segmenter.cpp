@@ -8,6 +8,7 @@
 #include "densa/core/orient.hpp"
 #include "densa/core/postprocess.hpp"
 #include "densa/models/error.hpp"
+#include "densa/models/model_info.hpp"
 #include "densa/models/runtime.hpp"
 #include "densa/models/torch/checkpoint.hpp"
 
@@ -63,6 +64,7 @@ public:
       m_coarseFile = coarse;
     }
     m_reuse2d = options.reuse2d;
+    m_roi = options.roi;
     m_minLesionMl = options.minLesionMl;
     m_twoDOnly = options.twoDOnly || m_model.card.provenance.trainingStage == "2d";
     m_thresholds.liver =
@@ -91,6 +93,8 @@ public:
 
 private:
   torch::Tensor coarseMask(const torch::Tensor& volume) const;
+  torch::Tensor liverMask2d(const torch::Tensor& volume,
+                            const std::function<void(double)>& progress) const;
 
   torch::Device m_device;
   mutable models::LoadedModel m_model; // modules run forward() in a const segment()
@@ -99,6 +103,7 @@ private:
   core::LiverTumourThresholds m_thresholds;
   bool m_twoDOnly = false;
   bool m_reuse2d = true;
+  RoiMode m_roi = RoiMode::Full;
   double m_minLesionMl = 0;
   ModelIdentity m_identity;
 };
@@ -115,6 +120,34 @@ torch::Tensor HDenseUNetSegmenter::coarseMask(const torch::Tensor& volume) const
   for (std::int64_t s = 0; s < z; s += kBatch) {
     const auto logits = net->forward(stacked.slice(0, s, std::min(z, s + kBatch)).to(m_device));
     masks.push_back(logits.argmax(1).eq(1).to(torch::kCPU));
+  }
+  return torch::cat(masks, 0);
+}
+
+// The 2D branch's liver prediction (liver or tumour more probable than background) on every slice,
+// [Z, H, W] bool: the coarse mask of RoiMode::LiverBox when there is no stage-0 model.
+torch::Tensor HDenseUNetSegmenter::liverMask2d(const torch::Tensor& volume,
+                                               const std::function<void(double)>& progress) const {
+  auto& net = std::get<models::HDenseUNet>(m_model.net);
+  const std::int64_t z = volume.size(0);
+  const int context = net->options().sliceContext;
+  std::vector<torch::Tensor> masks;
+  constexpr std::int64_t kBatch = 4;
+  for (std::int64_t k0 = 0; k0 < z; k0 += kBatch) {
+    std::vector<torch::Tensor> inputs;
+    for (std::int64_t k = k0; k < std::min(z, k0 + kBatch); ++k) {
+      std::vector<torch::Tensor> neighbours;
+      for (int o = -context / 2; o <= context / 2; ++o) {
+        neighbours.push_back(volume[std::clamp<std::int64_t>(k + o, 0, z - 1)]);
+      }
+      inputs.push_back(torch::stack(neighbours, 0));
+    }
+    const auto probs =
+        torch::softmax(net->forward2d(torch::stack(inputs, 0).to(m_device)).logits, 1);
+    masks.push_back(probs.select(1, 0).lt(0.5).to(torch::kCPU));
+    if (progress) {
+      progress(static_cast<double>(std::min(z, k0 + kBatch)) / static_cast<double>(z));
+    }
   }
   return torch::cat(masks, 0);
 }
@@ -162,15 +195,61 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
   t = Clock::now();
   std::int64_t zmin = 0;
   std::int64_t zmax = Zp - 1;
-  torch::Tensor coarse;
+  torch::Tensor coarse;  // the stage-0 model's mask: z-range, box and tumour gate
+  torch::Tensor roiMask; // the mask that sets the z-range (and the box in LiverBox mode)
+  const bool liverBox = m_roi == RoiMode::LiverBox && !m_twoDOnly;
+  // Progress: the 2D pass of LiverBox mode takes the first quarter, the windows the rest.
+  const double windowsFrom = liverBox && !m_coarse ? 0.25 : 0.0;
   if (m_coarse) {
     coarse = coarseMask(volume);
-    const auto any = coarse.flatten(1).any(1).nonzero();
+    roiMask = coarse;
+  } else if (liverBox) {
+    roiMask = liverMask2d(volume, [&](double f) {
+      if (progress) {
+        progress(f * windowsFrom);
+      }
+    });
+    result.gflop["coarse"] = static_cast<double>(Zp) * 2.0 *
+                             models::hDenseUNetCost(net->options(), depth, Hp, Wp).net2d.macs /
+                             static_cast<double>(depth) / 1e9;
+  }
+  // In-plane working box: the whole padded slice, or the ROI box (LiverBox mode).
+  std::int64_t y0 = 0;
+  std::int64_t x0 = 0;
+  std::int64_t Hw = Hp;
+  std::int64_t Ww = Wp;
+  if (roiMask.defined()) {
+    const auto any = roiMask.flatten(1).any(1).nonzero();
     if (any.numel() > 0) {
       zmin = any.min().item<std::int64_t>();
       zmax = any.max().item<std::int64_t>();
+      if (liverBox) {
+        const auto rows = roiMask.any(0).any(1).nonzero();
+        const auto cols = roiMask.any(0).any(0).nonzero();
+        const auto& spacing = axial.geometry().spacing;
+        constexpr double kMarginMm = 15.0;
+        const auto my = static_cast<std::int64_t>(std::ceil(kMarginMm / spacing[1]));
+        const auto mx = static_cast<std::int64_t>(std::ceil(kMarginMm / spacing[0]));
+        // Rounded out to multiples of 32 (the network's input constraint) inside the slice.
+        const auto box = [](std::int64_t lo, std::int64_t hi, std::int64_t size) {
+          lo = std::max<std::int64_t>(0, lo) / 32 * 32;
+          hi = std::min(size, roundUp(std::min(hi, size), 32));
+          return std::pair{lo, hi};
+        };
+        const auto [ylo, yhi] =
+            box(rows.min().item<std::int64_t>() - my, rows.max().item<std::int64_t>() + 1 + my, Hp);
+        const auto [xlo, xhi] =
+            box(cols.min().item<std::int64_t>() - mx, cols.max().item<std::int64_t>() + 1 + mx, Wp);
+        y0 = ylo;
+        x0 = xlo;
+        Hw = yhi - ylo;
+        Ww = xhi - xlo;
+      }
     }
   }
+  const auto work =
+      (Hw == Hp && Ww == Wp) ? volume : volume.slice(1, y0, y0 + Hw).slice(2, x0, x0 + Ww);
+  result.roiBox = {x0, std::min(W, x0 + Ww), y0, std::min(H, y0 + Hw)};
   result.seconds["coarse"] = since(t);
 
   // Windows of `depth` slices, stride depth/4, inner slices kept (§1.11 step 3-4).
@@ -188,6 +267,9 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
   std::map<std::int64_t, std::pair<torch::Tensor, torch::Tensor>>
       cache2d; // slice -> (features, logits)
   std::map<std::int64_t, SliceAccumulator> accumulators;
+  std::int64_t slices2d = 0;     // 2D branch slices on the working box
+  std::int64_t slices2dFull = 0; // 2D-only inference on full slices
+  std::int64_t windowsRun = 0;
   std::vector<std::uint8_t> liverMask(static_cast<std::size_t>(Zp * Hp * Wp), 0);
   std::vector<std::uint8_t> tumourMask(liverMask.size(), 0);
   auto finalize = [&](std::int64_t slice) {
@@ -203,12 +285,20 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
                             .ge(m_thresholds.tumour)
                             .to(torch::kUInt8)
                             .contiguous();
-    std::memcpy(liverMask.data() + slice * Hp * Wp,
-                liver.data_ptr<std::uint8_t>(),
-                static_cast<std::size_t>(Hp * Wp));
-    std::memcpy(tumourMask.data() + slice * Hp * Wp,
-                tumour.data_ptr<std::uint8_t>(),
-                static_cast<std::size_t>(Hp * Wp));
+    // The working box's rows into the full padded slice (outside the box: background).
+    const auto rows = liver.size(0);
+    const auto cols = liver.size(1);
+    const std::int64_t oy = rows == Hp ? 0 : y0;
+    const std::int64_t ox = cols == Wp ? 0 : x0;
+    for (std::int64_t j = 0; j < rows; ++j) {
+      const auto dst = static_cast<std::size_t>((slice * Hp + oy + j) * Wp + ox);
+      std::memcpy(liverMask.data() + dst,
+                  liver.data_ptr<std::uint8_t>() + j * cols,
+                  static_cast<std::size_t>(cols));
+      std::memcpy(tumourMask.data() + dst,
+                  tumour.data_ptr<std::uint8_t>() + j * cols,
+                  static_cast<std::size_t>(cols));
+    }
     accumulators.erase(it);
   };
   if (m_twoDOnly) {
@@ -226,6 +316,7 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
         }
         inputs.push_back(torch::stack(neighbours, 0));
       }
+      slices2dFull += k1 - k0;
       const auto probs =
           torch::softmax(net->forward2d(torch::stack(inputs, 0).to(m_device)).logits, 1)
               .to(torch::kCPU);
@@ -255,9 +346,15 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
     if (!m_reuse2d) {
       cache2d.clear(); // the reference's per-window recomputation
     }
-    // 2D branch once per slice: the slices of this window not computed by an earlier window.
+    // 2D branch once per slice: the slices of this window not computed by an earlier window,
+    // plus (when reusing) those of the next windows up to a batch of 4 slices (throughput).
     std::vector<std::int64_t> missing;
-    for (std::int64_t k = s; k < s + depth; ++k) {
+    const std::int64_t lastNeeded = starts.back() + depth;
+    for (std::int64_t k = s; k < lastNeeded; ++k) {
+      const bool inWindow = k < s + depth;
+      if (!inWindow && (!m_reuse2d || missing.empty() || missing.size() >= 4)) {
+        break;
+      }
       if (!cache2d.contains(k)) {
         missing.push_back(k);
       }
@@ -267,11 +364,12 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
       for (const auto k : missing) {
         std::vector<torch::Tensor> neighbours;
         for (int o = -context / 2; o <= context / 2; ++o) {
-          neighbours.push_back(volume[std::clamp<std::int64_t>(k + o, 0, Zp - 1)]);
+          neighbours.push_back(work[std::clamp<std::int64_t>(k + o, 0, Zp - 1)]);
         }
         inputs.push_back(torch::stack(neighbours, 0));
       }
       const auto out2d = net->forward2d(torch::stack(inputs, 0).to(m_device));
+      slices2d += static_cast<std::int64_t>(missing.size());
       for (std::size_t i = 0; i < missing.size(); ++i) {
         cache2d[missing[i]] = {out2d.features[static_cast<std::int64_t>(i)],
                                out2d.logits[static_cast<std::int64_t>(i)]};
@@ -283,7 +381,8 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
       features.push_back(cache2d.at(k).first);
       logits.push_back(cache2d.at(k).second);
     }
-    const auto window = volume.slice(0, s, s + depth).unsqueeze(0).unsqueeze(0).to(m_device);
+    const auto window = work.slice(0, s, s + depth).unsqueeze(0).unsqueeze(0).to(m_device);
+    ++windowsRun;
     const auto fused = net->fuse(
         window, torch::stack(features, 1).unsqueeze(0), torch::stack(logits, 1).unsqueeze(0));
     const auto probs = torch::softmax(fused, 1).to(torch::kCPU)[0]; // [C, D, H, W]
@@ -304,13 +403,23 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
       ++acc.hits;
     }
     if (progress) {
-      progress(static_cast<double>(wi + 1) / static_cast<double>(starts.size()));
+      progress(windowsFrom + (1.0 - windowsFrom) * static_cast<double>(wi + 1) /
+                                 static_cast<double>(starts.size()));
     }
   }
   while (!accumulators.empty()) {
     finalize(accumulators.begin()->first);
   }
   result.seconds["network"] = since(t);
+  {
+    const auto cost = models::hDenseUNetCost(net->options(), depth, Hw, Ww);
+    const auto full = models::hDenseUNetCost(net->options(), depth, Hp, Wp);
+    result.gflop["network"] =
+        2.0 / 1e9 *
+        (static_cast<double>(slices2d) * cost.net2d.macs / static_cast<double>(depth) +
+         static_cast<double>(slices2dFull) * full.net2d.macs / static_cast<double>(depth) +
+         static_cast<double>(windowsRun) * (cost.net3d.macs + cost.fusion.macs));
+  }
 
   // Post-processing on the original (unpadded) axial grid, then back to the input grid.
   t = Clock::now();

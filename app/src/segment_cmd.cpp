@@ -18,6 +18,7 @@ int runSegment(const SegmentOptions& options, std::ostream& out, std::ostream& e
   segmenterOptions.liverThreshold = options.liverThreshold;
   segmenterOptions.tumourThreshold = options.tumourThreshold;
   segmenterOptions.minLesionMl = options.minLesionMl;
+  segmenterOptions.roi = options.liverBox ? RoiMode::LiverBox : RoiMode::Full;
   const auto segmenter = loadSegmenter(model, segmenterOptions); // once for all cases
 
   const CaseList cases = discoverCases(options.input, options.series);

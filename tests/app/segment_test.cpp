@@ -108,6 +108,50 @@ TEST(SegmentBatch, ShortFeetFirstAndCoronalVolumesSegmentOnTheirGrid) {
   }
 }
 
+// RoiMode::LiverBox (the paper's ROI): the windows run on a box of whole 32-pixel blocks around
+// the 2D branch's liver prediction; outside it every voxel is background. Short and re-oriented
+// volumes still work.
+TEST(SegmentBatch, LiverBoxRoiKeepsTheOutputInsideItsBox) {
+  testing::TempDir tmp;
+  SegmenterOptions options;
+  options.roi = RoiMode::LiverBox;
+  const auto segmenter = loadHDenseUNetSegmenter(tinyModel(tmp), options);
+  const auto ct = phantomCt(160, 12, 3);
+  const SegmentationResult r = segmenter->segment(ct, {});
+  ASSERT_EQ(r.labels.size(), ct.size());
+  const auto [x0, x1, y0, y1] = r.roiBox;
+  ASSERT_LT(x0, x1);
+  ASSERT_LT(y0, y1);
+  EXPECT_EQ(x0 % 32, 0);
+  EXPECT_EQ(y0 % 32, 0);
+  EXPECT_TRUE(x1 == 160 || x1 % 32 == 0);
+  EXPECT_TRUE(y1 == 160 || y1 % 32 == 0);
+  const auto [w, h, z] = ct.size();
+  std::size_t outside = 0;
+  for (std::size_t k = 0; k < z; ++k) {
+    for (std::size_t j = 0; j < h; ++j) {
+      for (std::size_t i = 0; i < w; ++i) {
+        const auto ii = static_cast<std::int64_t>(i);
+        const auto jj = static_cast<std::int64_t>(j);
+        if ((ii < x0 || ii >= x1 || jj < y0 || jj >= y1) && r.labels.at(i, j, k) != 0) {
+          ++outside;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(outside, 0U);
+  core::Geometry feetFirst;
+  feetFirst.spacing = {1.5, 1.5, 3};
+  feetFirst.direction = {1, 0, 0, 0, 1, 0, 0, 0, -1};
+  core::Volume<std::int16_t> shortCt({64, 64, 3}, feetFirst, -1000);
+  for (std::size_t i = 0; i < shortCt.voxelCount(); i += 3) {
+    shortCt.voxels()[i] = 100;
+  }
+  const SegmentationResult s = segmenter->segment(shortCt, {});
+  EXPECT_EQ(s.labels.size(), shortCt.size());
+  EXPECT_EQ(s.labels.geometry(), shortCt.geometry());
+}
+
 TEST(SegmentBatch, ACorruptCaseIsRecordedAndTheOthersFinish) {
   testing::TempDir tmp;
   io::writeImage(phantomCt(64, 8, 1), tmp / "in" / "a.nii.gz");

@@ -3,13 +3,20 @@
 // the figure is N = 100): seconds per stage (I/O, preprocessing, network,
 // post-processing) and peak RSS per preset, and the hybrid network with the 2D branch reused
 // across windows against recomputed per window (the reference). Untrained weights: speed only.
-//   build/ci/tests/bench/segment_bench --benchmark_min_time=1
+// Default/*: the bundled default model (small preset, trained) on full slices (reference) and on
+// the liver box (`--roi liver-box`, the paper), whose ROI needs trained weights.
+// Counters: <stage>_s seconds, <stage>_GFLOP convolution work, network_of_peak (achieved
+// GFLOP/s over the machine's peak measured in the same run, see peak.hpp) and
+// network_vs_bound (network seconds over GFLOP / peak: 1.0 would be the peak; target <= 1.5).
+//   DENSA_BENCH_SLICES=100 build/ci/tests/bench/segment_bench
 #include "densa/app/hdenseunet_segmenter.hpp"
 #include "densa/app/phantom.hpp"
 #include "densa/io/image_file.hpp"
 #include "densa/models/model_card.hpp"
 #include "densa/models/runtime.hpp"
 #include "densa/models/torch/checkpoint.hpp"
+
+#include "peak.hpp"
 
 #include <benchmark/benchmark.h>
 #include <torch/utils.h>
@@ -73,16 +80,16 @@ void resetPeakRss() {
   std::ofstream("/proc/self/clear_refs") << "5";
 }
 
-void segment(benchmark::State& state,
-             const std::string& preset,
-             const std::string& stage,
-             bool reuse) {
+double gPeakGflops = 0.0;
+
+void segmentWith(benchmark::State& state,
+                 const fs::path& modelFile,
+                 app::SegmenterOptions options) {
   models::setThreads(0);
-  app::SegmenterOptions options;
-  options.reuse2d = reuse;
-  const auto segmenter = app::loadHDenseUNetSegmenter(model(preset, stage), options);
+  const auto segmenter = app::loadHDenseUNetSegmenter(modelFile, options);
   const fs::path file = ctFile();
   std::map<std::string, double> seconds;
+  std::map<std::string, double> gflop;
   resetPeakRss();
   for (auto _ : state) {
     const auto t = std::chrono::steady_clock::now();
@@ -92,11 +99,44 @@ void segment(benchmark::State& state,
     for (const auto& [k, v] : r.seconds) {
       seconds[k] += v;
     }
+    for (const auto& [k, v] : r.gflop) {
+      gflop[k] += v;
+    }
   }
   for (const auto& [k, v] : seconds) {
     state.counters[k + "_s"] = v / static_cast<double>(state.iterations());
   }
+  for (const auto& [k, v] : gflop) {
+    state.counters[k + "_GFLOP"] = v / static_cast<double>(state.iterations());
+  }
+  if (gflop["network"] > 0 && seconds["network"] > 0) {
+    state.counters["network_of_peak"] = gflop["network"] / seconds["network"] / gPeakGflops;
+    state.counters["network_vs_bound"] = seconds["network"] / (gflop["network"] / gPeakGflops);
+  }
   state.counters["peak_rss_MiB"] = static_cast<double>(peakRssKiB()) / 1024.0;
+}
+
+void segment(benchmark::State& state,
+             const std::string& preset,
+             const std::string& stage,
+             bool reuse) {
+  app::SegmenterOptions options;
+  options.reuse2d = reuse;
+  segmentWith(state, model(preset, stage), options);
+}
+
+void defaultModel(benchmark::State& state, app::RoiMode roi) {
+  app::SegmenterOptions options;
+  options.roi = roi;
+  segmentWith(state, app::defaultModelPath(), options);
+}
+
+void BM_Segment_Default_FullSlices(benchmark::State& s) {
+  defaultModel(s, app::RoiMode::Full);
+}
+
+void BM_Segment_Default_LiverBox(benchmark::State& s) {
+  defaultModel(s, app::RoiMode::LiverBox);
 }
 
 void BM_Segment_Tiny_2d(benchmark::State& s) {
@@ -122,11 +162,16 @@ BENCHMARK(BM_Segment_Small_Hybrid_Recompute2d)
     ->Unit(benchmark::kSecond)
     ->UseRealTime()
     ->Iterations(1);
+BENCHMARK(BM_Segment_Default_FullSlices)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_Segment_Default_LiverBox)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(1);
 
 } // namespace
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  models::setThreads(0);
+  gPeakGflops = densa::bench::measurePeakGflops(torch::kCPU);
+  benchmark::AddCustomContext("peak_GFLOPs", std::to_string(gPeakGflops));
   benchmark::RunSpecifiedBenchmarks();
   std::error_code ec;
   fs::remove_all(scratch(), ec);

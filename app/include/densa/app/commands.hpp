@@ -76,6 +76,7 @@ struct SegmentOptions {
   std::optional<float> liverThreshold;
   std::optional<float> tumourThreshold;
   double minLesionMl = 0;
+  bool liverBox = false; ///< --roi liver-box (RoiMode::LiverBox)
   bool resampleIrregular = false;
   bool correctTilt = true;
 };

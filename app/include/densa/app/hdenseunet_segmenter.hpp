@@ -11,6 +11,17 @@
 
 namespace densa::app {
 
+/// Where the H-DenseUNet windows run in-plane (methods-spec §1.8, §1.11).
+enum class RoiMode {
+  /// Full slices, as the reference code (`test.py`) runs: the default.
+  Full,
+  /// The paper's "H-DenseUNet then runs only in that ROI": the windows run on the box around the
+  /// coarse liver mask (15 mm margin, rounded out to multiples of 32 pixels); outside it the
+  /// output is background. Without a coarse model, the 2D branch's own liver prediction on every
+  /// slice is the coarse mask (z-range and box). Several times faster on a typical abdomen.
+  LiverBox,
+};
+
 struct SegmenterOptions {
   std::string device = "cpu"; ///< "cpu", "cuda", "cuda:N"
   /// Overrides of the model card's thresholds.
@@ -26,6 +37,8 @@ struct SegmenterOptions {
   /// Reuse each slice's 2D output across the overlapping windows (default). False recomputes the
   /// 2D branch for every window, as the reference does (for benchmarks).
   bool reuse2d = true;
+  /// Full slices (reference, default) or the liver box (paper); see RoiMode.
+  RoiMode roi = RoiMode::Full;
   /// Lesions smaller than this (mL) become liver (core::removeSmallLesions). 0 (the default)
   /// keeps every lesion, as the reference post-processing and the LiTS scorer do.
   double minLesionMl = 0;

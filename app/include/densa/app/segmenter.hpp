@@ -3,6 +3,8 @@
 
 #include "densa/core/volume.hpp"
 
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -13,6 +15,14 @@ namespace densa::app {
 struct SegmentationResult {
   core::LabelMap labels;                 ///< on the exact grid of the input CT
   std::map<std::string, double> seconds; ///< stage timings: preprocess, network, postprocess
+  /// In-plane box the network windows ran on, as {x0, x1, y0, y1} (half-open voxel ranges of the
+  /// input re-indexed to axial; H-DenseUNet): the whole slice unless the ROI was restricted. All
+  /// zero when a segmenter does not report one.
+  std::array<std::int64_t, 4> roiBox{};
+  /// Convolution GFLOP (2 x multiply-accumulates, models::hDenseUNetCost) of the stages in
+  /// `seconds` that ran a network ("coarse" when the 2D branch found the ROI, "network"), for
+  /// efficiency figures; empty when a segmenter does not report it.
+  std::map<std::string, double> gflop;
 };
 
 /// Identity of the model behind a segmenter, for reports.
