@@ -172,7 +172,8 @@ int runCli(int argc, char** argv) {
   TrainCommand train;
   auto* trainCmd = cli.add_subcommand(
       "train",
-      "Train H-DenseUNet stage by stage (2d, 3dpart, end2end) from a YAML config into a run folder "
+      "Train H-DenseUNet stage by stage (coarse, 2d, 3dpart, end2end) from a YAML config into a "
+      "run folder "
       "(config.yaml, metrics.csv, train.log, report.html, last.densa, best.densa, "
       "state.pt).\nExample: "
       "densa train --config data/models/default-train.yaml -o runs/default");

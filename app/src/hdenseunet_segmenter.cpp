@@ -37,6 +37,24 @@ std::int64_t roundUp(std::int64_t v, std::int64_t m) {
   return (v + m - 1) / m * m;
 }
 
+// The coarse liver net on every slice of a preprocessed [Z, H, W] volume (H, W multiples of
+// 32 x its downsampling), [Z, H, W] bool.
+torch::Tensor coarseLiverSlices(models::CoarseLiverNet& net,
+                                const torch::Tensor& volume,
+                                const torch::Device& device) {
+  const std::int64_t z = volume.size(0);
+  const int context = static_cast<int>(net->options().net.inChannels);
+  const auto stacked =
+      models::slicesToBatch(volume.unsqueeze(0).unsqueeze(0), context); // [Z, ctx, H, W]
+  std::vector<torch::Tensor> masks;
+  constexpr std::int64_t kBatch = 4;
+  for (std::int64_t s = 0; s < z; s += kBatch) {
+    const auto logits = net->forward(stacked.slice(0, s, std::min(z, s + kBatch)).to(device));
+    masks.push_back(logits.argmax(1).eq(1).to(torch::kCPU));
+  }
+  return torch::cat(masks, 0);
+}
+
 // Per-slice accumulated class probabilities (liver, tumour) and the number of windows that hit it.
 struct SliceAccumulator {
   torch::Tensor liver;
@@ -110,18 +128,7 @@ private:
 
 // Stage 0: the coarse liver mask of every slice, [Z, H, W] bool.
 torch::Tensor HDenseUNetSegmenter::coarseMask(const torch::Tensor& volume) const {
-  auto& net = std::get<models::CoarseLiverNet>(m_coarse->net);
-  const std::int64_t z = volume.size(0);
-  const int context = static_cast<int>(net->options().net.inChannels);
-  const auto stacked =
-      models::slicesToBatch(volume.unsqueeze(0).unsqueeze(0), context); // [Z, ctx, H, W]
-  std::vector<torch::Tensor> masks;
-  constexpr std::int64_t kBatch = 4;
-  for (std::int64_t s = 0; s < z; s += kBatch) {
-    const auto logits = net->forward(stacked.slice(0, s, std::min(z, s + kBatch)).to(m_device));
-    masks.push_back(logits.argmax(1).eq(1).to(torch::kCPU));
-  }
-  return torch::cat(masks, 0);
+  return coarseLiverSlices(std::get<models::CoarseLiverNet>(m_coarse->net), volume, m_device);
 }
 
 // The 2D branch's liver prediction (liver or tumour more probable than background) on every slice,
@@ -483,6 +490,47 @@ fs::path defaultModelPath() {
 std::unique_ptr<Segmenter> loadHDenseUNetSegmenter(const fs::path& model,
                                                    const SegmenterOptions& options) {
   return std::make_unique<HDenseUNetSegmenter>(model, options);
+}
+
+core::LabelMap segmentCoarseLiver(const fs::path& coarseModel,
+                                  const core::Volume<std::int16_t>& ct,
+                                  const std::string& device) {
+  torch::NoGradGuard noGrad;
+  const torch::Device dev = models::resolveDevice(device);
+  auto model = models::loadCheckpoint(coarseModel, dev);
+  auto* net = std::get_if<models::CoarseLiverNet>(&model.net);
+  if (net == nullptr) {
+    throw models::ModelError(coarseModel.string() + ": is not a 'coarse-liver' checkpoint");
+  }
+  const auto& pre = model.card.preprocessing;
+  const core::AxisPermutation perm = core::permutationToAxial(ct.geometry().direction);
+  const core::Volume<std::int16_t> axial = core::permuteAxes(ct, perm);
+  const auto [w, h, z] = axial.size();
+  const auto W = static_cast<std::int64_t>(w);
+  const auto H = static_cast<std::int64_t>(h);
+  const auto Z = static_cast<std::int64_t>(z);
+  const std::int64_t multiple = 32 * (*net)->options().downsample;
+  const std::int64_t Hp = roundUp(H, multiple);
+  const std::int64_t Wp = roundUp(W, multiple);
+  auto volume = torch::from_blob(const_cast<std::int16_t*>(axial.data()), {Z, H, W}, torch::kInt16)
+                    .to(torch::kFloat32)
+                    .clamp(pre.huMin, pre.huMax)
+                    .add(pre.intensityOffset);
+  volume =
+      torch::nn::functional::pad(volume,
+                                 torch::nn::functional::PadFuncOptions({0, Wp - W, 0, Hp - H})
+                                     .mode(torch::kConstant)
+                                     .value(static_cast<float>(pre.huMin + pre.intensityOffset)));
+  const auto mask = coarseLiverSlices(*net, volume, dev)
+                        .slice(1, 0, H)
+                        .slice(2, 0, W)
+                        .to(torch::kUInt8)
+                        .contiguous();
+  core::LabelMap labels(axial.size(), axial.geometry(), 0);
+  std::memcpy(labels.data(), mask.data_ptr<std::uint8_t>(), labels.voxelCount());
+  core::LabelMap out = core::permuteAxes(labels, core::inverse(perm));
+  out.setGeometry(ct.geometry());
+  return out;
 }
 
 } // namespace densa::app

@@ -126,9 +126,9 @@ TrainConfig loadTrainConfig(const fs::path& file, const std::vector<std::string>
         "config key 'architecture': expected hdenseunet or gemini-unet, got '" + c.architecture +
         "'");
   }
-  if (c.stage != "2d" && c.stage != "3dpart" && c.stage != "end2end") {
-    throw core::InvalidArgument("config key 'stage': expected 2d, 3dpart or end2end, got '" +
-                                c.stage + "'");
+  if (c.stage != "coarse" && c.stage != "2d" && c.stage != "3dpart" && c.stage != "end2end") {
+    throw core::InvalidArgument(
+        "config key 'stage': expected coarse, 2d, 3dpart or end2end, got '" + c.stage + "'");
   }
   if (c.steps <= 0 || c.batchSize <= 0 || c.cropSize < 32 || c.cropSize % 32 != 0) {
     throw core::InvalidArgument(
@@ -327,7 +327,8 @@ Batch sampleBatch(const std::vector<SampledVolume>& volumes,
                     static_cast<std::uint64_t>(rank),
                     std::uint64_t{0x44454e53}};
   std::mt19937_64 rng(seq);
-  const bool hybrid = c.stage != "2d";
+  const bool hybrid = c.stage == "3dpart" || c.stage == "end2end";
+  const bool coarse = c.stage == "coarse";
   std::vector<torch::Tensor> inputs;
   std::vector<torch::Tensor> targets;
   const int count = hybrid ? 1 : c.batchSize;
@@ -339,8 +340,10 @@ Batch sampleBatch(const std::vector<SampledVolume>& volumes,
       inputs.push_back(img.unsqueeze(0)); // [1, D, S, S]
       targets.push_back(lab);             // [D, S, S]
     } else {
-      inputs.push_back(img);              // [3, S, S]
-      targets.push_back(lab[slices / 2]); // centre slice (§1.3 step 7)
+      inputs.push_back(img); // [3, S, S]
+      // The centre slice (§1.3 step 7); the coarse net's classes are background / liver, where
+      // liver includes the tumours.
+      targets.push_back(coarse ? lab[slices / 2].gt(0).to(torch::kInt64) : lab[slices / 2]);
     }
   }
   return {torch::stack(inputs, 0), torch::stack(targets, 0)};
@@ -456,7 +459,20 @@ int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) 
 
   // Network and trainer (models::Trainer: optimiser, schedule, stage freezing, gradient all-reduce
   // when several processes run, exact state).
-  models::ModelCard card = models::makeModelCard(c.architecture, c.preset);
+  // Stage "coarse" trains the stage-0 coarse liver net (§1.8), a separate "coarse-liver"
+  // checkpoint that densa segment loads as <model>.coarse.densa or with --coarse-model.
+  const bool coarseStage = c.stage == "coarse";
+  if (coarseStage && c.architecture != "hdenseunet") {
+    throw core::InvalidArgument("config: stage 'coarse' belongs to architecture hdenseunet");
+  }
+  models::ModelCard card =
+      models::makeModelCard(coarseStage ? "coarse-liver" : c.architecture, c.preset);
+  if (const auto* o = std::get_if<models::CoarseLiverOptions>(&card.options);
+      o != nullptr && c.cropSize % (32 * o->downsample) != 0) {
+    throw core::InvalidArgument("config key 'crop_size': stage 'coarse' needs a multiple of " +
+                                std::to_string(32 * o->downsample) + " (got " +
+                                std::to_string(c.cropSize) + ")");
+  }
   torch::manual_seed(c.seed);
   const auto distributed = models::DistributedContext::fromEnvironment(device);
   const int rank = distributed ? distributed->rank() : 0;
@@ -543,6 +559,30 @@ int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) 
     card.provenance.notes = "step " + std::to_string(step);
     trainer.exportCheckpoint(run / "last.densa", card);
     if (!main || validation.empty()) {
+      return;
+    }
+    if (coarseStage) {
+      // The coarse mask's Dice against liver + tumour; no tumour class.
+      double sum = 0;
+      for (std::size_t i = 0; i < validation.size(); ++i) {
+        auto truth = validation[i].labels;
+        for (auto& v : truth.voxels()) {
+          v = v > 0 ? 1 : 0;
+        }
+        const auto mask = segmentCoarseLiver(run / "last.densa", validation[i].ct, c.device);
+        sum += core::evaluateLitsCase(mask, truth).liverDice;
+        if (i == 0) {
+          char name[64];
+          std::snprintf(name, sizeof name, "validation-%08lld.png", static_cast<long long>(step));
+          writeMontagePng(run / name, validation[i].ct, &mask, {.slices = 8, .columns = 4});
+        }
+      }
+      row.liverDice = sum / static_cast<double>(validation.size());
+      row.tumourDice = 0.0;
+      if (*row.liverDice > bestScore) {
+        bestScore = *row.liverDice;
+        fs::copy_file(run / "last.densa", run / "best.densa", fs::copy_options::overwrite_existing);
+      }
       return;
     }
     SegmenterOptions segmenterOptions;

@@ -2,6 +2,7 @@
 #include "densa/app/train.hpp"
 
 #include "densa/app/datasets.hpp"
+#include "densa/app/hdenseunet_segmenter.hpp"
 #include "densa/app/phantom.hpp"
 #include "densa/core/error.hpp"
 #include "densa/io/dicom_writer.hpp"
@@ -169,6 +170,46 @@ TEST(Train, AugmentationIsSeededAndWorkerThreadsDoNotChangeTheResult) {
   const std::string text((std::istreambuf_iterator<char>(resolved)), {});
   EXPECT_NE(text.find("rotation_degrees: 15"), std::string::npos) << text;
   EXPECT_NE(text.find("workers: 3"), std::string::npos) << text;
+}
+
+// Stage "coarse" trains the stage-0 coarse liver net into a "coarse-liver" checkpoint whose mask
+// lies on the CT's grid; densa segment takes it as <model>.coarse.densa.
+TEST(Train, CoarseStageWritesACoarseLiverCheckpoint) {
+  testing::TempDir tmp;
+  writePhantoms(tmp / "phantoms", 3);
+  const fs::path config = writeConfig(tmp.path());
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(runTrain({.config = config,
+                      .resume = std::nullopt,
+                      .runDir = tmp / "coarse",
+                      .overrides = {"stage=coarse", "crop_size=64"}},
+                     out,
+                     err),
+            0)
+      << err.str();
+  const auto model = models::loadCheckpoint(tmp / "coarse" / "best.densa");
+  EXPECT_TRUE(std::holds_alternative<models::CoarseLiverNet>(model.net));
+  EXPECT_EQ(model.card.provenance.trainingStage, "coarse");
+  EXPECT_NE(out.str().find("val liver Dice"), std::string::npos) << out.str();
+  PhantomSpec spec;
+  spec.size = 96;
+  spec.slices = 5;
+  const Phantom p = makePhantom(spec, 9);
+  const core::LabelMap mask = segmentCoarseLiver(tmp / "coarse" / "best.densa", p.ct);
+  EXPECT_EQ(mask.size(), p.ct.size());
+  EXPECT_EQ(mask.geometry(), p.ct.geometry());
+  for (const auto v : mask.voxels()) {
+    ASSERT_LE(v, 1);
+  }
+  // A crop size the coarse net cannot take is refused up front.
+  EXPECT_THROW((void)runTrain({.config = config,
+                               .resume = std::nullopt,
+                               .runDir = tmp / "bad",
+                               .overrides = {"stage=coarse", "crop_size=32"}},
+                              out,
+                              err),
+               core::InvalidArgument);
 }
 
 TEST(Train, RejectsUnknownKeysAndBadStages) {

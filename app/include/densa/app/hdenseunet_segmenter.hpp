@@ -64,4 +64,12 @@ struct SegmenterOptions {
 [[nodiscard]] std::unique_ptr<Segmenter> loadHDenseUNetSegmenter(
     const std::filesystem::path& model, const SegmenterOptions& options = {});
 
+/// Stage 0 alone: the mask (1 = liver) that a "coarse-liver" checkpoint gives a CT, on the CT's
+/// exact grid, with the checkpoint card's HU window and offset; before the dilation that
+/// densa segment applies. Used to validate `densa train` stage "coarse". Throws
+/// models::ModelError for a missing, damaged or non-coarse checkpoint.
+[[nodiscard]] core::LabelMap segmentCoarseLiver(const std::filesystem::path& coarseModel,
+                                                const core::Volume<std::int16_t>& ct,
+                                                const std::string& device = "cpu");
+
 } // namespace densa::app
