@@ -37,6 +37,27 @@ std::int64_t roundUp(std::int64_t v, std::int64_t m) {
   return (v + m - 1) / m * m;
 }
 
+// An axial CT as a float [Z, Hp, Wp] tensor: HU clipped to the card's window plus its offset,
+// padded in-plane with air up to multiples of `multiple`.
+torch::Tensor preprocessAxial(const core::Volume<std::int16_t>& axial,
+                              const models::PreprocessingContract& pre,
+                              std::int64_t multiple) {
+  const auto [w, h, z] = axial.size();
+  const auto W = static_cast<std::int64_t>(w);
+  const auto H = static_cast<std::int64_t>(h);
+  const auto volume = torch::from_blob(const_cast<std::int16_t*>(axial.data()),
+                                       {static_cast<std::int64_t>(z), H, W},
+                                       torch::kInt16)
+                          .to(torch::kFloat32)
+                          .clamp(pre.huMin, pre.huMax)
+                          .add(pre.intensityOffset);
+  namespace F = torch::nn::functional;
+  return F::pad(volume,
+                F::PadFuncOptions({0, roundUp(W, multiple) - W, 0, roundUp(H, multiple) - H})
+                    .mode(torch::kConstant)
+                    .value(static_cast<float>(pre.huMin + pre.intensityOffset)));
+}
+
 // The coarse liver net on every slice of a preprocessed [Z, H, W] volume (H, W multiples of
 // 32 x its downsampling), [Z, H, W] bool.
 torch::Tensor coarseLiverSlices(models::CoarseLiverNet& net,
@@ -182,15 +203,7 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
   }
   const std::int64_t Hp = roundUp(H, multiple);
   const std::int64_t Wp = roundUp(W, multiple);
-  const float air = static_cast<float>(pre.huMin + pre.intensityOffset);
-  auto volume = torch::from_blob(const_cast<std::int16_t*>(axial.data()), {Z, H, W}, torch::kInt16)
-                    .to(torch::kFloat32)
-                    .clamp(pre.huMin, pre.huMax)
-                    .add(pre.intensityOffset);
-  volume = torch::nn::functional::pad(volume,
-                                      torch::nn::functional::PadFuncOptions({0, Wp - W, 0, Hp - H})
-                                          .mode(torch::kConstant)
-                                          .value(air));
+  auto volume = preprocessAxial(axial, pre, multiple);
   if (Z < depth) {
     // Shorter than one window: repeat the last slice (edge duplication, never zeros).
     volume = torch::cat({volume, volume.slice(0, Z - 1, Z).expand({depth - Z, Hp, Wp})}, 0);
@@ -295,10 +308,8 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
     // The working box's rows into the full padded slice (outside the box: background).
     const auto rows = liver.size(0);
     const auto cols = liver.size(1);
-    const std::int64_t oy = rows == Hp ? 0 : y0;
-    const std::int64_t ox = cols == Wp ? 0 : x0;
     for (std::int64_t j = 0; j < rows; ++j) {
-      const auto dst = static_cast<std::size_t>((slice * Hp + oy + j) * Wp + ox);
+      const auto dst = static_cast<std::size_t>((slice * Hp + y0 + j) * Wp + x0);
       std::memcpy(liverMask.data() + dst,
                   liver.data_ptr<std::uint8_t>() + j * cols,
                   static_cast<std::size_t>(cols));
@@ -505,22 +516,9 @@ core::LabelMap segmentCoarseLiver(const fs::path& coarseModel,
   const auto& pre = model.card.preprocessing;
   const core::AxisPermutation perm = core::permutationToAxial(ct.geometry().direction);
   const core::Volume<std::int16_t> axial = core::permuteAxes(ct, perm);
-  const auto [w, h, z] = axial.size();
-  const auto W = static_cast<std::int64_t>(w);
-  const auto H = static_cast<std::int64_t>(h);
-  const auto Z = static_cast<std::int64_t>(z);
-  const std::int64_t multiple = 32 * (*net)->options().downsample;
-  const std::int64_t Hp = roundUp(H, multiple);
-  const std::int64_t Wp = roundUp(W, multiple);
-  auto volume = torch::from_blob(const_cast<std::int16_t*>(axial.data()), {Z, H, W}, torch::kInt16)
-                    .to(torch::kFloat32)
-                    .clamp(pre.huMin, pre.huMax)
-                    .add(pre.intensityOffset);
-  volume =
-      torch::nn::functional::pad(volume,
-                                 torch::nn::functional::PadFuncOptions({0, Wp - W, 0, Hp - H})
-                                     .mode(torch::kConstant)
-                                     .value(static_cast<float>(pre.huMin + pre.intensityOffset)));
+  const auto W = static_cast<std::int64_t>(axial.size()[0]);
+  const auto H = static_cast<std::int64_t>(axial.size()[1]);
+  const auto volume = preprocessAxial(axial, pre, 32 * (*net)->options().downsample);
   const auto mask = coarseLiverSlices(*net, volume, dev)
                         .slice(1, 0, H)
                         .slice(2, 0, W)
