@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 namespace densa::core {
 namespace {
 
@@ -47,6 +49,69 @@ TEST(PostprocessLiverTumour, FollowsTheReferenceSteps) {
   // ...but the out-of-gate tumour is also not connected to the liver: it is no liver either.
   EXPECT_EQ(out.at(22, 5, 4), 0);
   EXPECT_EQ(out.at(4, 4, 2), 0);
+}
+
+// Post-processing works inside the box around the foreground: a liver touching the grid's border
+// and the same liver in the middle of a larger grid give the same labels; a closed cavity is
+// filled and a cavity open to the outside is not.
+TEST(PostprocessLiverTumour, BoxAroundTheForegroundChangesNothing) {
+  const Size3 small{16, 14, 8};
+  const auto build = [&](const Size3& size, const Size3& at) {
+    LabelMap liver(size, {}, 0);
+    LabelMap tumour(size, {}, 0);
+    LabelMap coarse(size, {}, 0);
+    const auto put = [&](LabelMap& m, std::size_t i, std::size_t j, std::size_t k, std::uint8_t v) {
+      m.at(at[0] + i, at[1] + j, at[2] + k) = v;
+    };
+    for (std::size_t k = 0; k < small[2]; ++k) {
+      for (std::size_t j = 0; j < small[1]; ++j) {
+        for (std::size_t i = 0; i < small[0]; ++i) {
+          put(liver, i, j, k, 1);
+          put(coarse, i, j, k, i < 12 ? 1 : 0);
+        }
+      }
+    }
+    for (std::size_t k = 3; k < 5; ++k) {
+      for (std::size_t j = 3; j < 6; ++j) {
+        for (std::size_t i = 3; i < 6; ++i) {
+          put(liver, i, j, k, 0); // a closed cavity: filled
+        }
+      }
+    }
+    for (std::size_t i = 9; i < 16; ++i) {
+      put(liver, i, 9, 4, 0); // a channel open to the outside at i = 15: not filled
+    }
+    put(tumour, 2, 2, 2, 1);
+    put(tumour, 14, 2, 2, 1); // outside the coarse gate (dilated once reaches i = 12)
+    return std::tuple{liver, tumour, coarse};
+  };
+  const auto [l1, t1, c1] = build(small, {0, 0, 0});
+  const auto [l2, t2, c2] = build({30, 25, 15}, {7, 5, 3});
+  const LabelMap a = postprocessLiverTumourMasks(l1, t1, c1);
+  const LabelMap b = postprocessLiverTumourMasks(l2, t2, c2);
+  EXPECT_EQ(a.at(4, 4, 3), 1);  // cavity filled
+  EXPECT_EQ(a.at(12, 9, 4), 0); // open channel kept empty
+  EXPECT_EQ(a.at(2, 2, 2), 2);
+  EXPECT_EQ(a.at(14, 2, 2), 1);
+  std::size_t differ = 0;
+  std::size_t outside = 0;
+  for (std::size_t k = 0; k < 15; ++k) {
+    for (std::size_t j = 0; j < 25; ++j) {
+      for (std::size_t i = 0; i < 30; ++i) {
+        const bool in = i >= 7 && i < 23 && j >= 5 && j < 19 && k >= 3 && k < 11;
+        if (in) {
+          differ += a.at(i - 7, j - 5, k - 3) != b.at(i, j, k) ? 1 : 0;
+        } else {
+          outside += b.at(i, j, k) != 0 ? 1 : 0;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(differ, 0U);
+  EXPECT_EQ(outside, 0U);
+  EXPECT_EQ(
+      postprocessLiverTumourMasks(LabelMap(small), LabelMap(small), LabelMap(small)).at(0, 0, 0),
+      0);
 }
 
 TEST(PostprocessLiverTumour, ThresholdsAreConfigurable) {
