@@ -160,6 +160,15 @@ int runCli(int argc, char** argv) {
           "'liver-box', the box around the coarse liver mask plus 15 mm (the paper; several "
           "times faster). Without a coarse model the 2D branch's liver prediction is the mask")
       ->check(CLI::IsMember({"full", "liver-box"}));
+  segmentCmd
+      ->add_option(
+          "--in-plane-mm",
+          segment.inPlaneMm,
+          "H-DenseUNet: resample axial slices whose pixel spacing is more than 25% off this "
+          "(mm) to it before the network; labels are mapped back onto the input grid. 0: "
+          "never (native slices, as the reference). Default: the model card's policy "
+          "(bundled model: native)")
+      ->check(CLI::NonNegativeNumber);
   segmentCmd->add_flag(
       "--resample-irregular",
       segment.resampleIrregular,

@@ -7,6 +7,7 @@
 #include "densa/core/morphology.hpp"
 #include "densa/core/orient.hpp"
 #include "densa/core/postprocess.hpp"
+#include "densa/core/resample.hpp"
 #include "densa/models/error.hpp"
 #include "densa/models/model_info.hpp"
 #include "densa/models/runtime.hpp"
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <regex>
 
 namespace densa::app {
 
@@ -76,6 +78,32 @@ torch::Tensor coarseLiverSlices(models::CoarseLiverNet& net,
   return torch::cat(masks, 0);
 }
 
+// The pixel spacing (mm) of a card's "in-plane X mm" spacing policy; 0 for "native".
+double inPlanePolicyMm(const models::PreprocessingContract& pre, const fs::path& file) {
+  if (pre.spacingPolicy == "native") {
+    return 0.0;
+  }
+  static const std::regex kPolicy(R"(^in-plane ([0-9]*\.?[0-9]+) mm$)");
+  std::smatch m;
+  if (!std::regex_match(pre.spacingPolicy, m, kPolicy) || std::stod(m[1].str()) <= 0) {
+    throw models::ModelError(file.string() + ": spacing policy '" + pre.spacingPolicy +
+                             "' is not 'native' or 'in-plane X mm'");
+  }
+  return std::stod(m[1].str());
+}
+
+// The axial grid resampled in-plane to `mm` pixels over the same extent (voxel centres from the
+// same origin; the slices are kept).
+core::Grid inPlaneGrid(const core::Grid& axial, double mm) {
+  core::Grid g = axial;
+  for (int a = 0; a < 2; ++a) {
+    const double extent = static_cast<double>(axial.size[a] - 1) * axial.geometry.spacing[a];
+    g.size[a] = static_cast<std::size_t>(std::floor(extent / mm + 1e-6)) + 1;
+    g.geometry.spacing[a] = mm;
+  }
+  return g;
+}
+
 // Per-slice accumulated class probabilities (liver, tumour) and the number of windows that hit it.
 struct SliceAccumulator {
   torch::Tensor liver;
@@ -104,6 +132,7 @@ public:
     }
     m_reuse2d = options.reuse2d;
     m_roi = options.roi;
+    m_inPlaneMm = options.inPlaneMm.value_or(inPlanePolicyMm(m_model.card.preprocessing, file));
     m_minLesionMl = options.minLesionMl;
     m_twoDOnly = options.twoDOnly || m_model.card.provenance.trainingStage == "2d";
     m_thresholds.liver =
@@ -143,6 +172,7 @@ private:
   bool m_twoDOnly = false;
   bool m_reuse2d = true;
   RoiMode m_roi = RoiMode::Full;
+  double m_inPlaneMm = 0.0; ///< 0: native spacing
   double m_minLesionMl = 0;
   ModelIdentity m_identity;
 };
@@ -188,9 +218,20 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
   const auto& pre = m_model.card.preprocessing;
   auto& net = std::get<models::HDenseUNet>(m_model.net);
 
-  // Canonical axial grid (exact re-indexing), then HU clip and offset.
+  // Canonical axial grid (exact re-indexing), resampled in-plane if the spacing policy says so,
+  // then HU clip and offset.
   const core::AxisPermutation perm = core::permutationToAxial(ct.geometry().direction);
-  const core::Volume<std::int16_t> axial = core::permuteAxes(ct, perm);
+  const core::Volume<std::int16_t> native = core::permuteAxes(ct, perm);
+  const auto& nativeSpacing = native.geometry().spacing;
+  const bool resampled =
+      m_inPlaneMm > 0 && (std::max(nativeSpacing[0], nativeSpacing[1]) > 1.25 * m_inPlaneMm ||
+                          std::min(nativeSpacing[0], nativeSpacing[1]) < m_inPlaneMm / 1.25);
+  const core::Volume<std::int16_t> axial =
+      resampled ? core::resampleOnto(native,
+                                     inPlaneGrid(core::gridOf(native), m_inPlaneMm),
+                                     core::Interpolation::Linear,
+                                     std::int16_t{-1024})
+                : native;
   const auto [w, h, z] = axial.size();
   const auto W = static_cast<std::int64_t>(w);
   const auto H = static_cast<std::int64_t>(h);
@@ -466,6 +507,10 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
   }
   core::LabelMap labelsAxial = core::postprocessLiverTumourMasks(liver, tumour, gate);
   core::removeSmallLesions(labelsAxial, m_minLesionMl);
+  if (resampled) {
+    labelsAxial = core::resampleOnto(
+        labelsAxial, core::gridOf(native), core::Interpolation::Nearest, std::uint8_t{0});
+  }
   result.labels = core::permuteAxes(labelsAxial, core::inverse(perm));
   result.labels.setGeometry(ct.geometry()); // identical up to rounding; keep the input's exactly
   result.seconds["postprocess"] = since(t);

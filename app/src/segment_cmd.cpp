@@ -19,6 +19,7 @@ int runSegment(const SegmentOptions& options, std::ostream& out, std::ostream& e
   segmenterOptions.tumourThreshold = options.tumourThreshold;
   segmenterOptions.minLesionMl = options.minLesionMl;
   segmenterOptions.roi = options.liverBox ? RoiMode::LiverBox : RoiMode::Full;
+  segmenterOptions.inPlaneMm = options.inPlaneMm;
   const auto segmenter = loadSegmenter(model, segmenterOptions); // once for all cases
 
   const CaseList cases = discoverCases(options.input, options.series);

@@ -9,6 +9,7 @@
 #include "densa/io/dicom_writer.hpp"
 #include "densa/io/image_file.hpp"
 #include "densa/io/load.hpp"
+#include "densa/models/error.hpp"
 #include "densa/models/model_card.hpp"
 #include "densa/models/torch/checkpoint.hpp"
 
@@ -150,6 +151,38 @@ TEST(SegmentBatch, LiverBoxRoiKeepsTheOutputInsideItsBox) {
   const SegmentationResult s = segmenter->segment(shortCt, {});
   EXPECT_EQ(s.labels.size(), shortCt.size());
   EXPECT_EQ(s.labels.geometry(), shortCt.geometry());
+}
+
+// An "in-plane X mm" spacing policy: coarse slices are resampled to X mm for the network and the
+// labels come back on the exact input grid; a card with an unknown policy is refused.
+TEST(SegmentBatch, InPlaneSpacingPolicyResamplesAndMapsBack) {
+  testing::TempDir tmp;
+  SegmenterOptions options;
+  options.inPlaneMm = 0.8;
+  const auto segmenter = loadHDenseUNetSegmenter(tinyModel(tmp), options);
+  core::Geometry g;
+  g.spacing = {2.0, 2.0, 3.0};
+  g.origin = {-40, 10, 5};
+  core::Volume<std::int16_t> ct({48, 40, 4}, g, -1000);
+  for (std::size_t i = 0; i < ct.voxelCount(); i += 5) {
+    ct.voxels()[i] = 60;
+  }
+  const SegmentationResult r = segmenter->segment(ct, {});
+  EXPECT_EQ(r.labels.size(), ct.size());
+  EXPECT_EQ(r.labels.geometry(), ct.geometry());
+  // The network ran on 0.8 mm pixels: (48 - 1) * 2 / 0.8 + 1 = 118 columns, 98 rows.
+  EXPECT_EQ(r.roiBox[1], 118);
+  EXPECT_EQ(r.roiBox[3], 98);
+  // Within 25 % of the policy: native slices.
+  core::Geometry near = g;
+  near.spacing = {0.9, 0.9, 3.0};
+  core::Volume<std::int16_t> fine({48, 40, 4}, near, -1000);
+  EXPECT_EQ(segmenter->segment(fine, {}).roiBox[1], 48);
+
+  models::ModelCard card = models::makeModelCard("hdenseunet", "tiny");
+  card.preprocessing.spacingPolicy = "isotropic 2 mm";
+  models::saveCheckpoint(models::makeNet(card.options), card, tmp / "odd.densa");
+  EXPECT_THROW((void)loadHDenseUNetSegmenter(tmp / "odd.densa"), models::ModelError);
 }
 
 TEST(SegmentBatch, ACorruptCaseIsRecordedAndTheOthersFinish) {

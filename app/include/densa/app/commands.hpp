@@ -76,7 +76,8 @@ struct SegmentOptions {
   std::optional<float> liverThreshold;
   std::optional<float> tumourThreshold;
   double minLesionMl = 0;
-  bool liverBox = false; ///< --roi liver-box (RoiMode::LiverBox)
+  bool liverBox = false;           ///< --roi liver-box (RoiMode::LiverBox)
+  std::optional<double> inPlaneMm; ///< --in-plane-mm (SegmenterOptions::inPlaneMm)
   bool resampleIrregular = false;
   bool correctTilt = true;
 };

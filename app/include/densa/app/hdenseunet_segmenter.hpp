@@ -39,6 +39,12 @@ struct SegmenterOptions {
   bool reuse2d = true;
   /// Full slices (reference, default) or the liver box (paper); see RoiMode.
   RoiMode roi = RoiMode::Full;
+  /// H-DenseUNet pixel spacing policy: axial slices whose pixel spacing differs from this many mm
+  /// by more than 25 % (beyond the training scale augmentation) are resampled to it (linear)
+  /// before the network, and the labels mapped back onto the input grid (nearest). 0: never
+  /// resample (the reference runs native 512 x 512 slices). Default: the model card's
+  /// spacingPolicy ("native" or "in-plane X mm").
+  std::optional<double> inPlaneMm;
   /// Lesions smaller than this (mL) become liver (core::removeSmallLesions). 0 (the default)
   /// keeps every lesion, as the reference post-processing and the LiTS scorer do.
   double minLesionMl = 0;
@@ -57,7 +63,8 @@ struct SegmenterOptions {
 
 /// Loads an H-DenseUNet checkpoint (and its coarse model) once, for many cases. Inference follows
 /// methods-spec §1.11: HU clip + offset from the model card; the volume re-indexed to canonical
-/// axial (no interpolation); 2D branch computed once per slice and reused by every overlapping
+/// axial (no interpolation; in-plane resampling only under an "in-plane X mm" policy, see
+/// SegmenterOptions::inPlaneMm); 2D branch computed once per slice and reused by every overlapping
 /// window; windows of depth D (card) with stride D/4 over full-resolution slices, inner slices
 /// averaged; thresholds; largest component, hole filling, tumour gating; the label map is mapped
 /// back onto the exact input grid. Throws models::ModelError for a bad checkpoint.

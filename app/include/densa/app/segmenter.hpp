@@ -16,7 +16,8 @@ struct SegmentationResult {
   core::LabelMap labels;                 ///< on the exact grid of the input CT
   std::map<std::string, double> seconds; ///< stage timings: preprocess, network, postprocess
   /// In-plane box the network windows ran on, as {x0, x1, y0, y1} (half-open voxel ranges of the
-  /// input re-indexed to axial; H-DenseUNet): the whole slice unless the ROI was restricted. All
+  /// network's axial grid: the input re-indexed to axial, resampled in-plane under an "in-plane"
+  /// spacing policy; H-DenseUNet): the whole slice unless the ROI was restricted. All
   /// zero when a segmenter does not report one.
   std::array<std::int64_t, 4> roiBox{};
   /// Convolution GFLOP (2 x multiply-accumulates, models::hDenseUNetCost) of the stages in
