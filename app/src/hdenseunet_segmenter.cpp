@@ -162,6 +162,7 @@ public:
 private:
   torch::Tensor coarseMask(const torch::Tensor& volume) const;
   torch::Tensor liverMask2d(const torch::Tensor& volume,
+                            std::int64_t step,
                             const std::function<void(double)>& progress) const;
 
   torch::Device m_device;
@@ -182,32 +183,51 @@ torch::Tensor HDenseUNetSegmenter::coarseMask(const torch::Tensor& volume) const
   return coarseLiverSlices(std::get<models::CoarseLiverNet>(m_coarse->net), volume, m_device);
 }
 
-// The 2D branch's liver prediction (liver or tumour more probable than background) on every slice,
-// [Z, H, W] bool: the coarse mask of RoiMode::LiverBox when there is no stage-0 model.
+// The 2D branch's liver prediction (liver or tumour more probable than background), [Z, H, W]
+// bool: the coarse mask of RoiMode::LiverBox when there is no stage-0 model. Only every
+// `step`-th slice (and the last) is run; each one's mask also covers the step - 1 slices on
+// either side (a conservative z-extent and the same in-plane box at a fraction of the cost).
 torch::Tensor HDenseUNetSegmenter::liverMask2d(const torch::Tensor& volume,
+                                               std::int64_t step,
                                                const std::function<void(double)>& progress) const {
   auto& net = std::get<models::HDenseUNet>(m_model.net);
   const std::int64_t z = volume.size(0);
   const int context = net->options().sliceContext;
-  std::vector<torch::Tensor> masks;
-  constexpr std::int64_t kBatch = 4;
-  for (std::int64_t k0 = 0; k0 < z; k0 += kBatch) {
+  std::vector<std::int64_t> sampled;
+  for (std::int64_t k = 0; k < z; k += step) {
+    sampled.push_back(k);
+  }
+  if (sampled.back() != z - 1) {
+    sampled.push_back(z - 1);
+  }
+  auto mask = torch::zeros({z, volume.size(1), volume.size(2)}, torch::kBool);
+  constexpr std::size_t kBatch = 4;
+  for (std::size_t b0 = 0; b0 < sampled.size(); b0 += kBatch) {
+    const std::size_t b1 = std::min(sampled.size(), b0 + kBatch);
     std::vector<torch::Tensor> inputs;
-    for (std::int64_t k = k0; k < std::min(z, k0 + kBatch); ++k) {
+    for (std::size_t b = b0; b < b1; ++b) {
       std::vector<torch::Tensor> neighbours;
       for (int o = -context / 2; o <= context / 2; ++o) {
-        neighbours.push_back(volume[std::clamp<std::int64_t>(k + o, 0, z - 1)]);
+        neighbours.push_back(volume[std::clamp<std::int64_t>(sampled[b] + o, 0, z - 1)]);
       }
       inputs.push_back(torch::stack(neighbours, 0));
     }
-    const auto probs =
-        torch::softmax(net->forward2d(torch::stack(inputs, 0).to(m_device)).logits, 1);
-    masks.push_back(probs.select(1, 0).lt(0.5).to(torch::kCPU));
+    const auto liver =
+        torch::softmax(net->forward2d(torch::stack(inputs, 0).to(m_device)).logits, 1)
+            .select(1, 0)
+            .lt(0.5)
+            .to(torch::kCPU);
+    for (std::size_t b = b0; b < b1; ++b) {
+      const std::int64_t k = sampled[b];
+      const auto covered =
+          mask.slice(0, std::max<std::int64_t>(0, k - step + 1), std::min(z, k + step));
+      covered.logical_or_(liver[static_cast<std::int64_t>(b - b0)].unsqueeze(0));
+    }
     if (progress) {
-      progress(static_cast<double>(std::min(z, k0 + kBatch)) / static_cast<double>(z));
+      progress(static_cast<double>(b1) / static_cast<double>(sampled.size()));
     }
   }
-  return torch::cat(masks, 0);
+  return mask;
 }
 
 SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>& ct,
@@ -265,12 +285,16 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
     coarse = coarseMask(volume);
     roiMask = coarse;
   } else if (liverBox) {
-    roiMask = liverMask2d(volume, [&](double f) {
+    // Sampled slices at most 6 mm apart: the liver spans centimetres in z.
+    const auto step = std::max<std::int64_t>(
+        1, static_cast<std::int64_t>(std::floor(6.0 / axial.geometry().spacing[2])));
+    const std::int64_t sampled = (Zp + step - 1) / step + ((Zp - 1) % step != 0 ? 1 : 0);
+    roiMask = liverMask2d(volume, step, [&](double f) {
       if (progress) {
         progress(f * windowsFrom);
       }
     });
-    result.gflop["coarse"] = static_cast<double>(Zp) * 2.0 *
+    result.gflop["coarse"] = static_cast<double>(sampled) * 2.0 *
                              models::hDenseUNetCost(net->options(), depth, Hp, Wp).net2d.macs /
                              static_cast<double>(depth) / 1e9;
   }
