@@ -23,6 +23,8 @@
 #include <deque>
 #include <map>
 #include <regex>
+#include <tuple>
+#include <utility>
 
 namespace densa::app {
 
@@ -58,6 +60,23 @@ torch::Tensor preprocessAxial(const core::Volume<std::int16_t>& axial,
                 F::PadFuncOptions({0, roundUp(W, multiple) - W, 0, roundUp(H, multiple) - H})
                     .mode(torch::kConstant)
                     .value(static_cast<float>(pre.huMin + pre.intensityOffset)));
+}
+
+// The 2D network's input for each of `slices`: the slice stacked with its context neighbours
+// (edge slices duplicated, never zeros), [N, context, H, W].
+torch::Tensor contextBatch(const torch::Tensor& volume,
+                           const std::vector<std::int64_t>& slices,
+                           int context) {
+  const std::int64_t z = volume.size(0);
+  std::vector<torch::Tensor> inputs;
+  for (const auto k : slices) {
+    std::vector<torch::Tensor> neighbours;
+    for (int o = -context / 2; o <= context / 2; ++o) {
+      neighbours.push_back(volume[std::clamp<std::int64_t>(k + o, 0, z - 1)]);
+    }
+    inputs.push_back(torch::stack(neighbours, 0));
+  }
+  return torch::stack(inputs, 0);
 }
 
 // The coarse liver net on every slice of a preprocessed [Z, H, W] volume (H, W multiples of
@@ -161,9 +180,11 @@ public:
 
 private:
   torch::Tensor coarseMask(const torch::Tensor& volume) const;
-  torch::Tensor liverMask2d(const torch::Tensor& volume,
-                            std::int64_t step,
-                            const std::function<void(double)>& progress) const;
+  /// Also returns how many slices the 2D branch ran on.
+  std::pair<torch::Tensor, std::int64_t> liverMask2d(
+      const torch::Tensor& volume,
+      std::int64_t step,
+      const std::function<void(double)>& progress) const;
 
   torch::Device m_device;
   mutable models::LoadedModel m_model; // modules run forward() in a const segment()
@@ -187,9 +208,10 @@ torch::Tensor HDenseUNetSegmenter::coarseMask(const torch::Tensor& volume) const
 // bool: the coarse mask of RoiMode::LiverBox when there is no stage-0 model. Only every
 // `step`-th slice (and the last) is run; each one's mask also covers the step - 1 slices on
 // either side (a conservative z-extent and the same in-plane box at a fraction of the cost).
-torch::Tensor HDenseUNetSegmenter::liverMask2d(const torch::Tensor& volume,
-                                               std::int64_t step,
-                                               const std::function<void(double)>& progress) const {
+std::pair<torch::Tensor, std::int64_t> HDenseUNetSegmenter::liverMask2d(
+    const torch::Tensor& volume,
+    std::int64_t step,
+    const std::function<void(double)>& progress) const {
   auto& net = std::get<models::HDenseUNet>(m_model.net);
   const std::int64_t z = volume.size(0);
   const int context = net->options().sliceContext;
@@ -204,16 +226,10 @@ torch::Tensor HDenseUNetSegmenter::liverMask2d(const torch::Tensor& volume,
   constexpr std::size_t kBatch = 4;
   for (std::size_t b0 = 0; b0 < sampled.size(); b0 += kBatch) {
     const std::size_t b1 = std::min(sampled.size(), b0 + kBatch);
-    std::vector<torch::Tensor> inputs;
-    for (std::size_t b = b0; b < b1; ++b) {
-      std::vector<torch::Tensor> neighbours;
-      for (int o = -context / 2; o <= context / 2; ++o) {
-        neighbours.push_back(volume[std::clamp<std::int64_t>(sampled[b] + o, 0, z - 1)]);
-      }
-      inputs.push_back(torch::stack(neighbours, 0));
-    }
+    const std::vector<std::int64_t> batch(sampled.begin() + static_cast<std::ptrdiff_t>(b0),
+                                          sampled.begin() + static_cast<std::ptrdiff_t>(b1));
     const auto liver =
-        torch::softmax(net->forward2d(torch::stack(inputs, 0).to(m_device)).logits, 1)
+        torch::softmax(net->forward2d(contextBatch(volume, batch, context).to(m_device)).logits, 1)
             .select(1, 0)
             .lt(0.5)
             .to(torch::kCPU);
@@ -227,7 +243,7 @@ torch::Tensor HDenseUNetSegmenter::liverMask2d(const torch::Tensor& volume,
       progress(static_cast<double>(b1) / static_cast<double>(sampled.size()));
     }
   }
-  return mask;
+  return {mask, static_cast<std::int64_t>(sampled.size())};
 }
 
 SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>& ct,
@@ -288,8 +304,8 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
     // Sampled slices at most 6 mm apart: the liver spans centimetres in z.
     const auto step = std::max<std::int64_t>(
         1, static_cast<std::int64_t>(std::floor(6.0 / axial.geometry().spacing[2])));
-    const std::int64_t sampled = (Zp + step - 1) / step + ((Zp - 1) % step != 0 ? 1 : 0);
-    roiMask = liverMask2d(volume, step, [&](double f) {
+    std::int64_t sampled = 0;
+    std::tie(roiMask, sampled) = liverMask2d(volume, step, [&](double f) {
       if (progress) {
         progress(f * windowsFrom);
       }
@@ -390,18 +406,17 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
     const std::int64_t hi = std::min(Zp, zmax + 11);
     constexpr std::int64_t kBatch = 4;
     for (std::int64_t k0 = lo; k0 < hi; k0 += kBatch) {
-      std::vector<torch::Tensor> inputs;
       const std::int64_t k1 = std::min(hi, k0 + kBatch);
+      std::vector<std::int64_t> batch;
       for (std::int64_t k = k0; k < k1; ++k) {
-        std::vector<torch::Tensor> neighbours;
-        for (int o = -net->options().sliceContext / 2; o <= net->options().sliceContext / 2; ++o) {
-          neighbours.push_back(volume[std::clamp<std::int64_t>(k + o, 0, Zp - 1)]);
-        }
-        inputs.push_back(torch::stack(neighbours, 0));
+        batch.push_back(k);
       }
       slices2dFull += k1 - k0;
       const auto probs =
-          torch::softmax(net->forward2d(torch::stack(inputs, 0).to(m_device)).logits, 1)
+          torch::softmax(
+              net->forward2d(contextBatch(volume, batch, net->options().sliceContext).to(m_device))
+                  .logits,
+              1)
               .to(torch::kCPU);
       for (std::int64_t k = k0; k < k1; ++k) {
         auto& acc = accumulators[k];
@@ -443,15 +458,7 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
       }
     }
     if (!missing.empty()) {
-      std::vector<torch::Tensor> inputs;
-      for (const auto k : missing) {
-        std::vector<torch::Tensor> neighbours;
-        for (int o = -context / 2; o <= context / 2; ++o) {
-          neighbours.push_back(work[std::clamp<std::int64_t>(k + o, 0, Zp - 1)]);
-        }
-        inputs.push_back(torch::stack(neighbours, 0));
-      }
-      const auto out2d = net->forward2d(torch::stack(inputs, 0).to(m_device));
+      const auto out2d = net->forward2d(contextBatch(work, missing, context).to(m_device));
       slices2d += static_cast<std::int64_t>(missing.size());
       for (std::size_t i = 0; i < missing.size(); ++i) {
         cache2d[missing[i]] = {out2d.features[static_cast<std::int64_t>(i)],
