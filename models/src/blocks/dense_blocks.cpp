@@ -2,6 +2,7 @@
 #include "densa/models/error.hpp"
 #include "densa/models/torch/blocks.hpp"
 
+#include <ATen/Context.h>
 #include <torch/nn/functional/upsampling.h>
 #include <torch/nn/init.h>
 #include <torch/utils.h>
@@ -35,6 +36,100 @@ Conv<Dim> makeConv(int in, int out, int kernel, int padding, bool bias) {
 }
 
 } // namespace
+
+template <int Dim>
+torch::Tensor convolve(typename NdLayers<Dim>::Conv& conv,
+                       const torch::Tensor& x,
+                       const torch::Tensor& weight,
+                       const torch::Tensor& bias) {
+  const auto& o = conv->options;
+  // Every convolution of these nets pads k/2 with zeros ("same" size at stride 1); the padding
+  // option itself is a variant whose type differs between LibTorch 1.13 and 2.x.
+  std::array<std::int64_t, Dim> padding{};
+  for (int d = 0; d < Dim; ++d) {
+    padding[static_cast<std::size_t>(d)] = weight.size(2 + d) / 2;
+  }
+  const auto optionalBias =
+      bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::optional<torch::Tensor>();
+  if (inferenceFastPaths() && x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
+      at::hasMKLDNN() && at::globalContext().userEnabledMkldnn()) {
+    return at::mkldnn_convolution(
+        x, weight, optionalBias, padding, o.stride(), o.dilation(), o.groups());
+  }
+  const std::array<std::int64_t, Dim> outputPadding{};
+  return at::convolution(
+      x, weight, optionalBias, o.stride(), padding, o.dilation(), false, outputPadding, o.groups());
+}
+
+template <int Dim>
+torch::Tensor convolve(typename NdLayers<Dim>::Conv& conv, const torch::Tensor& x) {
+  return convolve<Dim>(conv, x, conv->weight, conv->bias);
+}
+
+namespace {
+
+bool channelsLastLayout(const torch::Tensor& x) {
+  return x.dim() >= 4 && x.size(1) > 1 && x.stride(1) == 1;
+}
+
+} // namespace
+
+template <int Dim>
+torch::Tensor convBnRelu(typename NdLayers<Dim>::Conv& conv,
+                         typename NdLayers<Dim>::BatchNorm& bn,
+                         FoldedConv& fold,
+                         const torch::Tensor& x,
+                         bool inference) {
+  if (!inference) {
+    return bn(convolve<Dim>(conv, x)).relu_();
+  }
+  const auto [weight, bias] = fold.get(
+      {conv->weight, conv->bias, bn->weight, bn->bias, bn->running_mean, bn->running_var},
+      channelsLastLayout(x),
+      [&bn] { return channelAffine(bn); },
+      conv->weight,
+      conv->bias);
+  return convolve<Dim>(conv, x, weight, bias).relu_();
+}
+
+template torch::Tensor convolve<2>(NdLayers<2>::Conv&, const torch::Tensor&);
+template torch::Tensor convolve<3>(NdLayers<3>::Conv&, const torch::Tensor&);
+template torch::Tensor convolve<2>(NdLayers<2>::Conv&,
+                                   const torch::Tensor&,
+                                   const torch::Tensor&,
+                                   const torch::Tensor&);
+template torch::Tensor convolve<3>(NdLayers<3>::Conv&,
+                                   const torch::Tensor&,
+                                   const torch::Tensor&,
+                                   const torch::Tensor&);
+template torch::Tensor convBnRelu<2>(
+    NdLayers<2>::Conv&, NdLayers<2>::BatchNorm&, FoldedConv&, const torch::Tensor&, bool);
+template torch::Tensor convBnRelu<3>(
+    NdLayers<3>::Conv&, NdLayers<3>::BatchNorm&, FoldedConv&, const torch::Tensor&, bool);
+
+torch::Tensor upsampleAdd(const torch::Tensor& x,
+                          const std::vector<std::int64_t>& scale,
+                          Upsampling mode,
+                          const torch::Tensor& addend) {
+  const auto spatial = static_cast<std::int64_t>(scale.size());
+  if (!inferenceFastPaths() || mode != Upsampling::Nearest || x.dim() != spatial + 2 ||
+      addend.dim() != x.dim()) {
+    return upsample(x, scale, mode) + addend;
+  }
+  // addend viewed as [N, C, d0, s0, d1, s1, ...] plus x viewed as [N, C, d0, 1, d1, 1, ...]:
+  // nearest up-sampling by integer factors, summed in the same pass.
+  std::vector<std::int64_t> split{x.size(0), x.size(1)};
+  std::vector<std::int64_t> broadcast{x.size(0), x.size(1)};
+  for (std::int64_t i = 0; i < spatial; ++i) {
+    const auto s = scale[static_cast<std::size_t>(i)];
+    if (addend.size(2 + i) != x.size(2 + i) * s) {
+      throw ModelError("upsampleAdd: the addend's size is not the up-sampled size");
+    }
+    split.insert(split.end(), {x.size(2 + i), s});
+    broadcast.insert(broadcast.end(), {x.size(2 + i), 1});
+  }
+  return (addend.view(split) + x.view(broadcast)).view(addend.sizes());
+}
 
 void glorotUniform(torch::Tensor& weight) {
   torch::nn::init::xavier_uniform_(weight);
@@ -79,9 +174,21 @@ template <int Dim>
 torch::Tensor DenseLayerImpl<Dim>::forward(const torch::Tensor& x) {
   // In-place ReLU on the fresh BatchNorm outputs (autograd-safe: BN's backward keeps its input, not
   // its output): one memory pass and one allocation fewer per activation.
-  auto y = m_conv1(m_norm1(x).relu_());
-  y = m_conv2(m_norm2(y).relu_());
+  if (inferenceMode(*this)) {
+    return torch::cat({x, newFeatures(x)}, 1);
+  }
+  auto y = convolve<Dim>(m_conv1, m_norm1(x).relu_());
+  y = convolve<Dim>(m_conv2, m_norm2(y).relu_());
   return torch::cat({x, y}, 1);
+}
+
+template <int Dim>
+torch::Tensor DenseLayerImpl<Dim>::newFeatures(const torch::Tensor& x) {
+  const auto y =
+      convBnRelu<Dim>(m_conv1, m_norm2, m_fold1, bnRelu(x, channelAffine(m_norm1)), true);
+  const auto [weight, bias] =
+      m_fold2.get({m_conv2->weight}, channelsLastLayout(y), {}, m_conv2->weight, {});
+  return convolve<Dim>(m_conv2, y, weight, bias);
 }
 
 // ---- DenseBlock -------------------------------------------------------------------------------
@@ -99,6 +206,24 @@ DenseBlockImpl<Dim>::DenseBlockImpl(
 
 template <int Dim>
 torch::Tensor DenseBlockImpl<Dim>::forward(const torch::Tensor& x) {
+  if (inferenceMode(*this)) {
+    // Every layer appends its features to one buffer in x's layout: no concatenation of all the
+    // block's features per layer.
+    std::vector<std::int64_t> sizes(x.sizes().begin(), x.sizes().end());
+    sizes[1] = m_outChannels;
+    const auto format = !channelsLastLayout(x) ? torch::MemoryFormat::Contiguous
+                        : Dim == 2             ? torch::MemoryFormat::ChannelsLast
+                                               : torch::MemoryFormat::ChannelsLast3d;
+    auto buffer = torch::empty(sizes, x.options().memory_format(format));
+    std::int64_t filled = x.size(1);
+    buffer.narrow(1, 0, filled).copy_(x);
+    for (auto& layer : m_layers) {
+      const auto y = layer->newFeatures(buffer.narrow(1, 0, filled));
+      buffer.narrow(1, filled, y.size(1)).copy_(y);
+      filled += y.size(1);
+    }
+    return buffer;
+  }
   auto y = x;
   for (auto& layer : m_layers) {
     y = layer(y);
@@ -115,7 +240,8 @@ TransitionImpl<Dim>::TransitionImpl(int inChannels, int outChannels, NormSetting
 
 template <int Dim>
 torch::Tensor TransitionImpl<Dim>::forward(const torch::Tensor& x) {
-  auto y = m_conv(m_norm(x).relu_());
+  auto y = convolve<Dim>(
+      m_conv, inferenceMode(*this) ? bnRelu(x, channelAffine(m_norm)) : m_norm(x).relu_());
   if constexpr (Dim == 2) {
     return torch::avg_pool2d(y, {2, 2}, {2, 2});
   } else {
@@ -150,15 +276,24 @@ torch::Tensor UpBlockImpl<Dim>::forward(const torch::Tensor& x, const torch::Ten
   if constexpr (Dim == 3) {
     scale[0] = m_settings.depthScale;
   }
-  auto y = upsample(x, scale, m_settings.upsampling);
+  torch::Tensor y;
   if (m_settings.skipChannels > 0) {
-    if (!skip.defined() || skip.sizes().slice(2) != y.sizes().slice(2)) {
+    bool sizesMatch = skip.defined() && skip.dim() == x.dim();
+    for (int d = 0; sizesMatch && d < Dim; ++d) {
+      sizesMatch = skip.size(2 + d) == x.size(2 + d) * scale[static_cast<std::size_t>(d)];
+    }
+    if (!sizesMatch) {
       throw ModelError("up-block: the skip tensor is missing or its spatial size differs from the "
                        "up-sampled input (input sizes must be multiples of 32)");
     }
-    y = y + (m_skip ? m_skip(skip) : skip);
+    y = upsampleAdd(x, scale, m_settings.upsampling, m_skip ? convolve<Dim>(m_skip, skip) : skip);
+  } else {
+    y = upsample(x, scale, m_settings.upsampling);
   }
-  y = m_conv(y);
+  if (inferenceMode(*this)) { // dropout is the identity in eval mode
+    return convBnRelu<Dim>(m_conv, m_norm, m_fold, y, true);
+  }
+  y = convolve<Dim>(m_conv, y);
   if (m_dropout) {
     y = m_dropout(y);
   }

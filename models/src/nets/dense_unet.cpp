@@ -112,8 +112,12 @@ DenseUNetOutput DenseUNetImpl<Dim>::run(const torch::Tensor& x, StageOutputs* st
   const bool channelsLast =
       Dim == 2 && x.device().is_cpu() && !is_training() && !torch::GradMode::is_enabled();
   std::vector<torch::Tensor> skipSources; // stem, block1, block2, block3
-  auto y =
-      m_norm0(m_conv0(channelsLast ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x)).relu_();
+  const bool inference = inferenceMode(*this);
+  auto y = convBnRelu<Dim>(m_conv0,
+                           m_norm0,
+                           m_fold0,
+                           channelsLast ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x,
+                           inference);
   record("conv1", y);
   skipSources.push_back(y);
   if constexpr (Dim == 2) {
@@ -133,7 +137,7 @@ DenseUNetOutput DenseUNetImpl<Dim>::run(const torch::Tensor& x, StageOutputs* st
       record(kTransNames[b], y);
     }
   }
-  y = m_norm5(y).relu_();
+  y = inference ? bnRelu(y, channelAffine(m_norm5)) : m_norm5(y).relu_();
   record("block4", y);
   static const char* const kUpNames[] = {"up0", "up1", "up2", "up3", "up4"};
   for (std::size_t i = 0; i < 5; ++i) {
@@ -141,7 +145,7 @@ DenseUNetOutput DenseUNetImpl<Dim>::run(const torch::Tensor& x, StageOutputs* st
     y = m_up[i]->forward(y, withSkip ? skipSources[3 - i] : torch::Tensor());
     record(kUpNames[i], y);
   }
-  DenseUNetOutput out{y, m_classifier ? m_classifier(y) : torch::Tensor()};
+  DenseUNetOutput out{y, m_classifier ? convolve<Dim>(m_classifier, y) : torch::Tensor()};
   if (channelsLast && out.logits.defined()) {
     out.logits = out.logits.contiguous(); // 3 channels: cheap; features stay channels-last
   }

@@ -104,12 +104,18 @@ torch::Tensor HDenseUNetImpl::fuse(const torch::Tensor& volume,
   }
   const auto context = torch::cat({volume, logits2d * m_options.autoContextScale}, 1);
   const auto features3d = m_net3d(context).features;
-  auto z = m_fusionConv(features3d + features2d);
-  if (m_fusionDropout) {
-    z = m_fusionDropout(z);
+  const auto sum = features3d + features2d;
+  torch::Tensor z;
+  if (inferenceMode(*this)) { // dropout is the identity in eval mode
+    z = convBnRelu<3>(m_fusionConv, m_fusionNorm, m_foldFusion, sum, true);
+  } else {
+    z = convolve<3>(m_fusionConv, sum);
+    if (m_fusionDropout) {
+      z = m_fusionDropout(z);
+    }
+    z = m_fusionNorm(z).relu_();
   }
-  z = m_fusionNorm(z).relu_();
-  return m_classifier(z);
+  return convolve<3>(m_classifier, z);
 }
 
 void HDenseUNetImpl::freeze2d(bool frozen) {

@@ -6,6 +6,7 @@
 // Tensor layout: [N, C, H, W] (Dim = 2) or [N, C, D, H, W] (Dim = 3).
 
 #include "densa/models/model_options.hpp"
+#include "densa/models/torch/inference.hpp"
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
@@ -57,8 +58,12 @@ public:
   DenseLayerImpl(int inChannels, int growthRate, int bottleneckWidth, NormSettings norm);
   /// [N, C, ...] -> [N, C + growthRate, ...]
   torch::Tensor forward(const torch::Tensor& x);
+  /// Inference only: the growthRate new feature channels for input x (x not repeated).
+  torch::Tensor newFeatures(const torch::Tensor& x);
 
 private:
+  FoldedConv m_fold1; // conv1 with norm2 folded in
+  FoldedConv m_fold2; // conv2's weight in the input's layout
   typename NdLayers<Dim>::BatchNorm m_norm1{nullptr};
   typename NdLayers<Dim>::Conv m_conv1{nullptr};
   typename NdLayers<Dim>::BatchNorm m_norm2{nullptr};
@@ -124,6 +129,7 @@ public:
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& skip = {});
 
 private:
+  FoldedConv m_fold; // conv with norm folded in
   UpBlockSettings m_settings;
   typename NdLayers<Dim>::Conv m_skip{nullptr};
   typename NdLayers<Dim>::Conv m_conv{nullptr};
@@ -136,6 +142,36 @@ using UpBlock = Holder<UpBlockImpl<Dim>>;
 
 /// Up-samples the spatial axes of x by `scale` ({H, W} or {D, H, W}) with nearest or (bi/tri)linear
 /// interpolation (align_corners = false).
+/// `conv(x)`, except that on the CPU (float) it always takes oneDNN's convolution. LibTorch's own
+/// choice falls back to its unfold+GEMM `slow_conv3d` for 3D inputs with batch 1 once
+/// N*C*D*H <= 20480 (a 2D heuristic that ignores W): the deep, low-resolution layers of the 3D
+/// DenseUNet, where that path ran at a fraction of oneDNN's speed (tests/bench/models_bench).
+template <int Dim>
+torch::Tensor convolve(typename NdLayers<Dim>::Conv& conv, const torch::Tensor& x);
+
+/// The same with other weights and bias (undefined bias: none), e.g. from a FoldedConv.
+template <int Dim>
+torch::Tensor convolve(typename NdLayers<Dim>::Conv& conv,
+                       const torch::Tensor& x,
+                       const torch::Tensor& weight,
+                       const torch::Tensor& bias);
+
+/// Convolution followed by BatchNorm and ReLU. In inference mode (see inferenceMode) one
+/// convolution with the BN folded into cached weights; otherwise the three modules in turn.
+template <int Dim>
+torch::Tensor convBnRelu(typename NdLayers<Dim>::Conv& conv,
+                         typename NdLayers<Dim>::BatchNorm& bn,
+                         FoldedConv& fold,
+                         const torch::Tensor& x,
+                         bool inference);
+
+/// upsample(x, scale, mode) + addend, in one pass for nearest up-sampling (a broadcast sum over a
+/// view of addend), which keeps addend's memory layout.
+torch::Tensor upsampleAdd(const torch::Tensor& x,
+                          const std::vector<std::int64_t>& scale,
+                          Upsampling mode,
+                          const torch::Tensor& addend);
+
 torch::Tensor upsample(const torch::Tensor& x,
                        const std::vector<std::int64_t>& scale,
                        Upsampling mode);

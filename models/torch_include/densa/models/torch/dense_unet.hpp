@@ -55,6 +55,7 @@ private:
 
   DenseUNetOptions m_options;
   std::vector<int> m_encoderChannels;
+  FoldedConv m_fold0; // conv0 with norm0 folded in (inference)
   typename NdLayers<Dim>::Conv m_conv0{nullptr};
   typename NdLayers<Dim>::BatchNorm m_norm0{nullptr};
   std::vector<DenseBlock<Dim>> m_blocks;

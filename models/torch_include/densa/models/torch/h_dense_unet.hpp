@@ -71,6 +71,7 @@ private:
   bool m_frozen2d = false;
   DenseUNet2d m_net2d{nullptr};
   DenseUNet3d m_net3d{nullptr};
+  FoldedConv m_foldFusion; // fusion_conv with fusion_norm folded in (inference)
   torch::nn::Conv3d m_fusionConv{nullptr};
   torch::nn::Dropout m_fusionDropout{nullptr};
   torch::nn::BatchNorm3d m_fusionNorm{nullptr};

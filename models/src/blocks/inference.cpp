@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0
+// Built with -O3 and without the precompiled header (models/CMakeLists.txt): the loops below are
+// meant to be auto-vectorised.
+#include "densa/models/torch/inference.hpp"
+
+#include <ATen/Parallel.h>
+#include <torch/nn/module.h>
+
+#include <algorithm>
+#include <atomic>
+
+namespace densa::models {
+namespace {
+
+// Voxels per parallel task: large enough to amortise the task, small enough to split one slice.
+constexpr std::int64_t kGrain = 32768;
+
+// out[c][p] = max(0, in[c][p] * s[c] + t[c]) for every channel plane (contiguous spatial planes).
+void planar(const torch::Tensor& x,
+            torch::Tensor& out,
+            const float* scale,
+            const float* shift,
+            std::int64_t planeSize) {
+  const std::int64_t n = x.size(0);
+  const std::int64_t c = x.size(1);
+  const float* in = x.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  const std::int64_t inBatchStride = x.stride(0);
+  at::parallel_for(0, n * c, std::max<std::int64_t>(1, kGrain / planeSize), [&](auto b, auto e) {
+    for (auto plane = b; plane < e; ++plane) {
+      const std::int64_t batch = plane / c;
+      const std::int64_t channel = plane % c;
+      const float* src = in + batch * inBatchStride + channel * planeSize;
+      float* dst = o + plane * planeSize;
+      const float s = scale[channel];
+      const float t = shift[channel];
+      for (std::int64_t p = 0; p < planeSize; ++p) {
+        dst[p] = std::max(0.0F, src[p] * s + t);
+      }
+    }
+  });
+}
+
+// Channels-last: pixel q's channels at in[q * pixelStride + 0..c), written compact.
+void interleaved(const torch::Tensor& x,
+                 torch::Tensor& out,
+                 const float* scale,
+                 const float* shift,
+                 std::int64_t pixels,
+                 std::int64_t pixelStride) {
+  const std::int64_t c = x.size(1);
+  const float* in = x.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  at::parallel_for(0, pixels, std::max<std::int64_t>(1, kGrain / c), [&](auto b, auto e) {
+    for (auto q = b; q < e; ++q) {
+      const float* __restrict src = in + q * pixelStride;
+      float* __restrict dst = o + q * c;
+      for (std::int64_t k = 0; k < c; ++k) {
+        dst[k] = std::max(0.0F, src[k] * scale[k] + shift[k]);
+      }
+    }
+  });
+}
+
+std::atomic<bool> gFastPaths{true};
+
+} // namespace
+
+void setInferenceFastPaths(bool on) {
+  gFastPaths = on;
+}
+
+bool inferenceFastPaths() {
+  return gFastPaths;
+}
+
+bool inferenceMode(const torch::nn::Module& module) {
+  return gFastPaths && !module.is_training() && !torch::GradMode::is_enabled();
+}
+
+torch::Tensor bnRelu(const torch::Tensor& x, const ChannelAffine& affine) {
+  const auto generic = [&] {
+    std::vector<std::int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
+    shape[1] = x.size(1);
+    return (x * affine.scale.view(shape) + affine.shift.view(shape)).relu_();
+  };
+  if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat || x.dim() < 3 || x.numel() == 0) {
+    return generic();
+  }
+  const auto scale = affine.scale.to(torch::kFloat).contiguous();
+  const auto shift = affine.shift.to(torch::kFloat).contiguous();
+  const std::int64_t n = x.size(0);
+  const std::int64_t c = x.size(1);
+  std::int64_t spatial = 1;
+  for (std::int64_t d = 2; d < x.dim(); ++d) {
+    spatial *= x.size(d);
+  }
+  // Channel-planar: spatial dimensions row-major and contiguous, channels spatial apart.
+  bool planarLayout = x.stride(1) == spatial || c == 1;
+  {
+    std::int64_t expected = 1;
+    for (std::int64_t d = x.dim() - 1; d >= 2; --d) {
+      planarLayout = planarLayout && (x.size(d) == 1 || x.stride(d) == expected);
+      expected *= x.size(d);
+    }
+  }
+  if (planarLayout) {
+    auto out = torch::empty(x.sizes(), x.options().memory_format(torch::MemoryFormat::Contiguous));
+    planar(x, out, scale.data_ptr<float>(), shift.data_ptr<float>(), spatial);
+    return out;
+  }
+  // Channels-last: channels contiguous, pixels row-major `pixelStride` floats apart, batches
+  // spatial * pixelStride apart.
+  if (x.stride(1) == 1 && x.dim() <= 5) {
+    const std::int64_t pixelStride = x.stride(x.dim() - 1);
+    bool ok = pixelStride >= c;
+    std::int64_t expected = pixelStride;
+    for (std::int64_t d = x.dim() - 1; d >= 2; --d) {
+      ok = ok && (x.size(d) == 1 || x.stride(d) == expected);
+      expected *= x.size(d);
+    }
+    ok = ok && (n == 1 || x.stride(0) == expected);
+    if (ok) {
+      const auto format =
+          x.dim() == 4 ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::ChannelsLast3d;
+      auto out = torch::empty(x.sizes(), x.options().memory_format(format));
+      interleaved(
+          x, out, scale.data_ptr<float>(), shift.data_ptr<float>(), n * spatial, pixelStride);
+      return out;
+    }
+  }
+  return generic();
+}
+
+std::pair<torch::Tensor, torch::Tensor> FoldedConv::get(
+    const std::vector<torch::Tensor>& sources,
+    bool channelsLast,
+    const std::function<ChannelAffine()>& affine,
+    const torch::Tensor& weight,
+    const torch::Tensor& bias) {
+  // Keyed by data pointer and version counter: an in-place update (optimizer step, checkpoint
+  // load) bumps the version, a replaced tensor has another pointer. The storages of the last key
+  // are held, so a new tensor can never reuse one of their addresses.
+  std::vector<std::pair<const void*, std::int64_t>> key;
+  key.reserve(sources.size());
+  for (const auto& t : sources) {
+    key.emplace_back(t.defined() ? t.data_ptr() : nullptr, t.defined() ? t._version() : -1);
+  }
+  const std::lock_guard<std::mutex> lock(m_mutex);
+  if (m_weight.defined() && key == m_key && channelsLast == m_channelsLast) {
+    return {m_weight, m_bias};
+  }
+  m_storages.clear();
+  for (const auto& t : sources) {
+    if (t.defined()) {
+      m_storages.push_back(t.storage());
+    }
+  }
+  torch::NoGradGuard noGrad;
+  auto w = weight;
+  auto b = bias;
+  if (affine) {
+    const auto a = affine();
+    std::vector<std::int64_t> shape(static_cast<std::size_t>(weight.dim()), 1);
+    shape[0] = weight.size(0);
+    w = weight * a.scale.view(shape);
+    b = bias.defined() ? bias * a.scale + a.shift : a.shift.clone();
+  }
+  if (channelsLast) {
+    w = w.contiguous(w.dim() == 4 ? torch::MemoryFormat::ChannelsLast
+                                  : torch::MemoryFormat::ChannelsLast3d);
+  } else if (affine) {
+    w = w.contiguous();
+  }
+  m_key = std::move(key);
+  m_channelsLast = channelsLast;
+  m_weight = w;
+  m_bias = b;
+  return {m_weight, m_bias};
+}
+
+} // namespace densa::models
