@@ -4,6 +4,7 @@
 #include "densa/app/adsl.hpp"
 #include "densa/app/commands.hpp"
 #include "densa/app/exit_codes.hpp"
+#include "densa/app/host_allocator.hpp"
 #include "densa/app/pretrain.hpp"
 #include "densa/app/train.hpp"
 #include "densa/core/error.hpp"
@@ -169,6 +170,13 @@ int runCli(int argc, char** argv) {
           "never (native slices, as the reference). Default: the model card's policy "
           "(bundled model: native)")
       ->check(CLI::NonNegativeNumber);
+  segmentCmd
+      ->add_option("--precision",
+                   segment.precision,
+                   "H-DenseUNet arithmetic: 'fp32' (default, the reference) or 'bf16' (bfloat16 "
+                   "weights and activations: on CPUs with AMX or AVX512-BF16 about 2x faster, "
+                   "masks agree with fp32 to Dice ~0.99; refused on CPUs without them)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   segmentCmd->add_flag(
       "--resample-irregular",
       segment.resampleIrregular,
@@ -361,6 +369,7 @@ int runCli(int argc, char** argv) {
   }
 
   try {
+    installHostTensorCache();
     models::setThreads(threads);
     if (showVersion) {
       std::cout << versionText();

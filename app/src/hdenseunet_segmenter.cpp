@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <tuple>
@@ -149,6 +150,17 @@ public:
       }
       m_coarseFile = coarse;
     }
+    if (options.precision == "bf16") {
+      if (m_device.is_cpu() && !cpuHasFastBf16()) {
+        throw core::InputError("--precision bf16: this CPU has neither AMX nor AVX512-BF16, so "
+                               "bfloat16 would run slower than float; use --precision fp32");
+      }
+      m_dtype = torch::kBFloat16;
+      std::get<models::HDenseUNet>(m_model.net)->to(m_dtype);
+    } else if (options.precision != "fp32") {
+      throw core::InputError("--precision " + options.precision +
+                             ": unknown precision (fp32 or bf16)");
+    }
     m_reuse2d = options.reuse2d;
     m_roi = options.roi;
     m_inPlaneMm = options.inPlaneMm.value_or(inPlanePolicyMm(m_model.card.preprocessing, file));
@@ -163,6 +175,7 @@ public:
     m_identity.preset = m_model.card.preset;
     m_identity.file = fs::absolute(file).string();
     m_identity.trainingStage = m_model.card.provenance.trainingStage;
+    m_identity.precision = options.precision;
     m_identity.id = m_identity.architecture + "-" + m_identity.preset + "@" +
                     core::stableHashHex(card + std::to_string(fs::file_size(file)), 12);
     const auto depth = m_model.card.preprocessing.windowDepth;
@@ -187,7 +200,8 @@ private:
       const std::function<void(double)>& progress) const;
 
   torch::Device m_device;
-  mutable models::LoadedModel m_model; // modules run forward() in a const segment()
+  torch::ScalarType m_dtype = torch::kFloat; ///< the network's inputs and weights
+  mutable models::LoadedModel m_model;       // modules run forward() in a const segment()
   mutable std::optional<models::LoadedModel> m_coarse;
   fs::path m_coarseFile;
   core::LiverTumourThresholds m_thresholds;
@@ -229,7 +243,9 @@ std::pair<torch::Tensor, std::int64_t> HDenseUNetSegmenter::liverMask2d(
     const std::vector<std::int64_t> batch(sampled.begin() + static_cast<std::ptrdiff_t>(b0),
                                           sampled.begin() + static_cast<std::ptrdiff_t>(b1));
     const auto liver =
-        torch::softmax(net->forward2d(contextBatch(volume, batch, context).to(m_device)).logits, 1)
+        torch::softmax(net->forward2d(contextBatch(volume, batch, context).to(m_device, m_dtype))
+                           .logits.to(torch::kFloat),
+                       1)
             .select(1, 0)
             .lt(0.5)
             .to(torch::kCPU);
@@ -414,8 +430,9 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
       slices2dFull += k1 - k0;
       const auto probs =
           torch::softmax(
-              net->forward2d(contextBatch(volume, batch, net->options().sliceContext).to(m_device))
-                  .logits,
+              net->forward2d(
+                     contextBatch(volume, batch, net->options().sliceContext).to(m_device, m_dtype))
+                  .logits.to(torch::kFloat),
               1)
               .to(torch::kCPU);
       for (std::int64_t k = k0; k < k1; ++k) {
@@ -458,7 +475,7 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
       }
     }
     if (!missing.empty()) {
-      const auto out2d = net->forward2d(contextBatch(work, missing, context).to(m_device));
+      const auto out2d = net->forward2d(contextBatch(work, missing, context).to(m_device, m_dtype));
       slices2d += static_cast<std::int64_t>(missing.size());
       for (std::size_t i = 0; i < missing.size(); ++i) {
         cache2d[missing[i]] = {out2d.features[static_cast<std::int64_t>(i)],
@@ -471,11 +488,11 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
       features.push_back(cache2d.at(k).first);
       logits.push_back(cache2d.at(k).second);
     }
-    const auto window = work.slice(0, s, s + depth).unsqueeze(0).unsqueeze(0).to(m_device);
+    const auto window = work.slice(0, s, s + depth).unsqueeze(0).unsqueeze(0).to(m_device, m_dtype);
     ++windowsRun;
     const auto fused = net->fuse(
         window, torch::stack(features, 1).unsqueeze(0), torch::stack(logits, 1).unsqueeze(0));
-    const auto probs = torch::softmax(fused, 1).to(torch::kCPU)[0]; // [C, D, H, W]
+    const auto probs = torch::softmax(fused.to(torch::kFloat), 1).to(torch::kCPU)[0]; // [C,D,H,W]
     for (std::int64_t d = 0; d < depth; ++d) {
       const bool inner = d > 0 && d < depth - 1;
       const bool volumeEdge = (d == 0 && s == 0) || (d == depth - 1 && s + depth == Zp);
@@ -549,6 +566,19 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
 }
 
 } // namespace
+
+bool cpuHasFastBf16() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("flags", 0) == 0) {
+      line += ' ';
+      return line.find(" amx_bf16 ") != std::string::npos ||
+             line.find(" avx512_bf16 ") != std::string::npos;
+    }
+  }
+  return false;
+}
 
 fs::path defaultModelPath() {
   if (const char* env = std::getenv("DENSA_MODEL"); env != nullptr && *env != '\0') {

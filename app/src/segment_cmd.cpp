@@ -20,6 +20,7 @@ int runSegment(const SegmentOptions& options, std::ostream& out, std::ostream& e
   segmenterOptions.minLesionMl = options.minLesionMl;
   segmenterOptions.roi = options.liverBox ? RoiMode::LiverBox : RoiMode::Full;
   segmenterOptions.inPlaneMm = options.inPlaneMm;
+  segmenterOptions.precision = options.precision;
   const auto segmenter = loadSegmenter(model, segmenterOptions); // once for all cases
 
   const CaseList cases = discoverCases(options.input, options.series);

@@ -2,6 +2,7 @@
 // The bundled default model reproduces the liver Dice its card states (data/models/README.md).
 #include "densa/app/hdenseunet_segmenter.hpp"
 #include "densa/app/phantom.hpp"
+#include "densa/core/error.hpp"
 #include "densa/core/metrics.hpp"
 
 #include <gtest/gtest.h>
@@ -29,6 +30,35 @@ TEST(DefaultModel, SegmentsAFreshPhantom) {
   const auto [x0, x1, y0, y1] = b.roiBox;
   EXPECT_LT((x1 - x0) * (y1 - y0), 512 * 512 / 2)
       << "the liver box should be a fraction of the slice";
+}
+
+// --precision bf16: the same model in bfloat16 gives the float masks (up to a few boundary voxels),
+// where the CPU runs bfloat16 natively; elsewhere it is refused with a clear error.
+TEST(DefaultModel, Bf16AgreesWithFloat) {
+  SegmenterOptions bf16;
+  bf16.precision = "bf16";
+  if (!cpuHasFastBf16()) {
+    EXPECT_THROW((void)loadHDenseUNetSegmenter(defaultModelPath(), bf16), core::InputError);
+    GTEST_SKIP() << "this CPU has neither AMX nor AVX512-BF16";
+  }
+  const auto fp32 = loadHDenseUNetSegmenter(defaultModelPath());
+  const auto half = loadHDenseUNetSegmenter(defaultModelPath(), bf16);
+  EXPECT_EQ(half->identity().precision, "bf16");
+  PhantomSpec spec;
+  spec.slices = 16;
+  spec.spacingZ = 5.0;
+  const Phantom p = makePhantom(spec, 77);
+  const SegmentationResult a = fp32->segment(p.ct, {});
+  const SegmentationResult b = half->segment(p.ct, {});
+  const auto agreement = core::evaluateLitsCase(b.labels, a.labels);
+  EXPECT_GE(agreement.liverDice, 0.98);
+  EXPECT_GE(core::evaluateLitsCase(b.labels, p.labels).liverDice, 0.9);
+}
+
+TEST(DefaultModel, UnknownPrecisionIsRefused) {
+  SegmenterOptions options;
+  options.precision = "fp16";
+  EXPECT_THROW((void)loadHDenseUNetSegmenter(defaultModelPath(), options), core::InputError);
 }
 
 } // namespace

@@ -107,6 +107,14 @@ template torch::Tensor convBnRelu<2>(
 template torch::Tensor convBnRelu<3>(
     NdLayers<3>::Conv&, NdLayers<3>::BatchNorm&, FoldedConv&, const torch::Tensor&, bool);
 
+torch::Tensor floatForBf16Cpu(const torch::Tensor& x,
+                              const std::function<torch::Tensor(const torch::Tensor&)>& op) {
+  if (x.scalar_type() == torch::kBFloat16 && x.device().is_cpu()) {
+    return op(x.to(torch::kFloat)).to(torch::kBFloat16);
+  }
+  return op(x);
+}
+
 torch::Tensor upsampleAdd(const torch::Tensor& x,
                           const std::vector<std::int64_t>& scale,
                           Upsampling mode,
@@ -245,7 +253,8 @@ torch::Tensor TransitionImpl<Dim>::forward(const torch::Tensor& x) {
   if constexpr (Dim == 2) {
     return torch::avg_pool2d(y, {2, 2}, {2, 2});
   } else {
-    return torch::avg_pool3d(y, {1, 2, 2}, {1, 2, 2});
+    return floatForBf16Cpu(
+        y, [](const torch::Tensor& t) { return torch::avg_pool3d(t, {1, 2, 2}, {1, 2, 2}); });
   }
 }
 

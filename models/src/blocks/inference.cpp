@@ -82,7 +82,9 @@ torch::Tensor bnRelu(const torch::Tensor& x, const ChannelAffine& affine) {
   const auto generic = [&] {
     std::vector<std::int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
     shape[1] = x.size(1);
-    return (x * affine.scale.view(shape) + affine.shift.view(shape)).relu_();
+    return (x * affine.scale.to(x.scalar_type()).view(shape) +
+            affine.shift.to(x.scalar_type()).view(shape))
+        .relu_();
   };
   if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat || x.dim() < 3 || x.numel() == 0) {
     return generic();
@@ -163,8 +165,10 @@ std::pair<torch::Tensor, torch::Tensor> FoldedConv::get(
     const auto a = affine();
     std::vector<std::int64_t> shape(static_cast<std::size_t>(weight.dim()), 1);
     shape[0] = weight.size(0);
-    w = weight * a.scale.view(shape);
-    b = bias.defined() ? bias * a.scale + a.shift : a.shift.clone();
+    // In float, stored in the weight's dtype (bfloat16 models).
+    w = (weight.to(torch::kFloat) * a.scale.view(shape)).to(weight.scalar_type());
+    b = (bias.defined() ? bias.to(torch::kFloat) * a.scale + a.shift : a.shift.clone())
+            .to(weight.scalar_type());
   }
   if (channelsLast) {
     w = w.contiguous(w.dim() == 4 ? torch::MemoryFormat::ChannelsLast

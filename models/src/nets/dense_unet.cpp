@@ -123,7 +123,9 @@ DenseUNetOutput DenseUNetImpl<Dim>::run(const torch::Tensor& x, StageOutputs* st
   if constexpr (Dim == 2) {
     y = torch::max_pool2d(y, {3, 3}, {2, 2}, {1, 1});
   } else {
-    y = torch::max_pool3d(y, {3, 3, 3}, {2, 2, 2}, {1, 1, 1});
+    y = floatForBf16Cpu(y, [](const torch::Tensor& t) {
+      return torch::max_pool3d(t, {3, 3, 3}, {2, 2, 2}, {1, 1, 1});
+    });
   }
   record("pool1", y);
   static const char* const kBlockNames[] = {"block1", "block2", "block3", "block4"};

@@ -48,6 +48,10 @@ struct SegmenterOptions {
   /// Lesions smaller than this (mL) become liver (core::removeSmallLesions). 0 (the default)
   /// keeps every lesion, as the reference post-processing and the LiTS scorer do.
   double minLesionMl = 0;
+  /// H-DenseUNet arithmetic: "fp32" (default) or "bf16" (the network's weights and activations in
+  /// bfloat16, probabilities accumulated in float; on the CPU only where it has AMX or
+  /// AVX512-BF16, see cpuHasFastBf16, else core::InputError).
+  std::string precision = "fp32";
   /// GEMINI transfer models ("gemini-unet"): edge of the cubic sliding-window tile in voxels of
   /// the model's isotropic grid (a positive multiple of 16); tiles overlap by at least half.
   int tileSize = 64;
@@ -55,6 +59,10 @@ struct SegmenterOptions {
   /// centred on each tile (σ = tile/8, as nnU-Net) instead of a plain mean.
   bool gaussianTiles = true;
 };
+
+/// Whether this CPU runs bfloat16 convolutions natively (AMX-BF16 or AVX512-BF16 in
+/// /proc/cpuinfo); elsewhere oneDNN emulates them, slower than float.
+[[nodiscard]] bool cpuHasFastBf16();
 
 /// The bundled default model: $DENSA_MODEL if set, else the first of
 /// <exe dir>/../share/densa/models/default.densa and <source>/data/models/default.densa that

@@ -33,6 +33,7 @@ struct ModelIdentity {
   std::string preset;
   std::string file;
   std::string trainingStage;
+  std::string precision = "fp32"; ///< the network's arithmetic ("fp32", "bf16")
 };
 
 /// Segments liver and tumour in a CT volume (HU). Implementations are loaded once and reused for

@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace densa::models {
@@ -171,6 +172,11 @@ torch::Tensor upsampleAdd(const torch::Tensor& x,
                           const std::vector<std::int64_t>& scale,
                           Upsampling mode,
                           const torch::Tensor& addend);
+
+/// op(x), computed in float for a bfloat16 CPU tensor (and cast back): LibTorch 1.13 has no
+/// bfloat16 CPU kernels for max_pool3d and avg_pool3d.
+torch::Tensor floatForBf16Cpu(const torch::Tensor& x,
+                              const std::function<torch::Tensor(const torch::Tensor&)>& op);
 
 torch::Tensor upsample(const torch::Tensor& x,
                        const std::vector<std::int64_t>& scale,

@@ -37,10 +37,12 @@ struct ChannelAffine {
   torch::Tensor shift; ///< [C]
 };
 
+/// Computed in float whatever the module's dtype (a bfloat16 model keeps its folding exact).
 template <class BatchNormHolder>
 [[nodiscard]] ChannelAffine channelAffine(const BatchNormHolder& bn) {
-  const auto scale = bn->weight * torch::rsqrt(bn->running_var + bn->options.eps());
-  return {scale, bn->bias - bn->running_mean * scale};
+  const auto f = [](const torch::Tensor& t) { return t.to(torch::kFloat); };
+  const auto scale = f(bn->weight) * torch::rsqrt(f(bn->running_var) + bn->options.eps());
+  return {scale, f(bn->bias) - f(bn->running_mean) * scale};
 }
 
 /// relu(x * scale + shift) per channel of x ([N, C, ...]). On the CPU for float tensors that are
