@@ -156,7 +156,17 @@ public:
                                "bfloat16 would run slower than float; use --precision fp32");
       }
       m_dtype = torch::kBFloat16;
-      std::get<models::HDenseUNet>(m_model.net)->to(m_dtype);
+      auto& net = std::get<models::HDenseUNet>(m_model.net);
+      net->to(m_dtype);
+      // BatchNorm parameters and statistics stay float: inference folds them in float, and a
+      // bfloat16 running mean would lose the folded shift (beta - mean * scale) to cancellation.
+      for (const auto& module : net->modules(/*include_self=*/false)) {
+        if (auto* bn2 = module->as<torch::nn::BatchNorm2d>()) {
+          bn2->to(torch::kFloat);
+        } else if (auto* bn3 = module->as<torch::nn::BatchNorm3d>()) {
+          bn3->to(torch::kFloat);
+        }
+      }
     } else if (options.precision != "fp32") {
       throw core::InputError("--precision " + options.precision +
                              ": unknown precision (fp32 or bf16)");

@@ -10,6 +10,14 @@
 namespace densa::app {
 namespace {
 
+// A fresh 512 x 512 x 16 phantom (5 mm slices) that the model never saw.
+Phantom freshPhantom(std::uint64_t seed) {
+  PhantomSpec spec;
+  spec.slices = 16;
+  spec.spacingZ = 5.0;
+  return makePhantom(spec, seed);
+}
+
 // The full H-DenseUNet (stages 2d -> 3dpart -> end2end) on full slices (the reference) and on the
 // liver box (the paper's ROI): both find the phantom's liver, and the box changes little.
 TEST(DefaultModel, SegmentsAFreshPhantom) {
@@ -18,10 +26,7 @@ TEST(DefaultModel, SegmentsAFreshPhantom) {
   SegmenterOptions boxOptions;
   boxOptions.roi = RoiMode::LiverBox;
   const auto box = loadHDenseUNetSegmenter(defaultModelPath(), boxOptions);
-  PhantomSpec spec;
-  spec.slices = 16;
-  spec.spacingZ = 5.0;
-  const Phantom p = makePhantom(spec, 424242);
+  const Phantom p = freshPhantom(424242);
   const SegmentationResult r = full->segment(p.ct, {});
   const SegmentationResult b = box->segment(p.ct, {});
   EXPECT_GE(core::evaluateLitsCase(r.labels, p.labels).liverDice, 0.9);
@@ -44,10 +49,7 @@ TEST(DefaultModel, Bf16AgreesWithFloat) {
   const auto fp32 = loadHDenseUNetSegmenter(defaultModelPath());
   const auto half = loadHDenseUNetSegmenter(defaultModelPath(), bf16);
   EXPECT_EQ(half->identity().precision, "bf16");
-  PhantomSpec spec;
-  spec.slices = 16;
-  spec.spacingZ = 5.0;
-  const Phantom p = makePhantom(spec, 77);
+  const Phantom p = freshPhantom(77);
   const SegmentationResult a = fp32->segment(p.ct, {});
   const SegmentationResult b = half->segment(p.ct, {});
   const auto agreement = core::evaluateLitsCase(b.labels, a.labels);

@@ -62,6 +62,30 @@ TEST(Inference, FastPathMatchesTheModuleGraphIn2DAnd3D) {
   EXPECT_LT(relativeError(fast.logits, reference.logits.detach()), 1e-4);
 }
 
+// convolve() derives the padding from the kernel size (k/2): true of every convolution of the nets.
+TEST(Inference, ConvolveMatchesEveryConvolutionModule) {
+  torch::manual_seed(8);
+  HDenseUNet net(twoLayerBlocks());
+  torch::NoGradGuard noGrad;
+  int checked = 0;
+  for (const auto& item : net->named_modules()) {
+    if (auto* conv2 = item.value()->as<torch::nn::Conv2d>()) {
+      torch::nn::Conv2d holder(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(item.value()));
+      const auto x = torch::randn({2, conv2->weight.size(1), 16, 16});
+      EXPECT_TRUE(torch::allclose(convolve<2>(holder, x), conv2->forward(x), 1e-4, 1e-5))
+          << item.key();
+      ++checked;
+    } else if (auto* conv3 = item.value()->as<torch::nn::Conv3d>()) {
+      torch::nn::Conv3d holder(std::dynamic_pointer_cast<torch::nn::Conv3dImpl>(item.value()));
+      const auto x = torch::randn({1, conv3->weight.size(1), 4, 16, 16});
+      EXPECT_TRUE(torch::allclose(convolve<3>(holder, x), conv3->forward(x), 1e-4, 1e-5))
+          << item.key();
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 40);
+}
+
 TEST(Inference, FoldedWeightsFollowInPlaceUpdatesAndReplacedTensors) {
   torch::manual_seed(4);
   auto o = twoLayerBlocks().net3d;
@@ -86,6 +110,21 @@ TEST(Inference, FoldedWeightsFollowInPlaceUpdatesAndReplacedTensors) {
     reference = net(x).features.detach();
   }
   EXPECT_LT(relativeError(fast, reference), 1e-4);
+  // A train-mode forward updates the running statistics in place without bumping their version
+  // counters (num_batches_tracked does).
+  const auto beforeTraining = net(x).features.clone();
+  net->train();
+  {
+    torch::AutoGradMode grad(true);
+    (void)net(x * 3.0 + 1.0);
+  }
+  net->eval();
+  {
+    torch::AutoGradMode grad(true);
+    reference = net(x).features.detach();
+  }
+  EXPECT_GT(relativeError(reference, beforeTraining), 1e-3);
+  EXPECT_LT(relativeError(net(x).features, reference), 1e-4);
   // A replaced parameter tensor too.
   for (auto& item : net->named_parameters()) {
     if (item.key().find("conv") != std::string::npos) {

@@ -84,7 +84,15 @@ torch::Tensor convBnRelu(typename NdLayers<Dim>::Conv& conv,
     return bn(convolve<Dim>(conv, x)).relu_();
   }
   const auto [weight, bias] = fold.get(
-      {conv->weight, conv->bias, bn->weight, bn->bias, bn->running_mean, bn->running_var},
+      // num_batches_tracked: a train-mode BN forward updates the running statistics in place
+      // without bumping their version counters, but it does increment this one.
+      {conv->weight,
+       conv->bias,
+       bn->weight,
+       bn->bias,
+       bn->running_mean,
+       bn->running_var,
+       bn->num_batches_tracked},
       channelsLastLayout(x),
       [&bn] { return channelAffine(bn); },
       conv->weight,
@@ -136,7 +144,7 @@ torch::Tensor upsampleAdd(const torch::Tensor& x,
     split.insert(split.end(), {x.size(2 + i), s});
     broadcast.insert(broadcast.end(), {x.size(2 + i), 1});
   }
-  return (addend.view(split) + x.view(broadcast)).view(addend.sizes());
+  return (addend.view(split) + x.view(broadcast)).reshape(addend.sizes());
 }
 
 void glorotUniform(torch::Tensor& weight) {
@@ -253,8 +261,9 @@ torch::Tensor TransitionImpl<Dim>::forward(const torch::Tensor& x) {
   if constexpr (Dim == 2) {
     return torch::avg_pool2d(y, {2, 2}, {2, 2});
   } else {
-    return floatForBf16Cpu(
-        y, [](const torch::Tensor& t) { return torch::avg_pool3d(t, {1, 2, 2}, {1, 2, 2}); });
+    return floatForBf16Cpu(y, [](const torch::Tensor& t) {
+      return torch::avg_pool3d(t, {1, 2, 2}, {1, 2, 2});
+    });
   }
 }
 

@@ -35,7 +35,7 @@ void planar(const torch::Tensor& x,
       const float s = scale[channel];
       const float t = shift[channel];
       for (std::int64_t p = 0; p < planeSize; ++p) {
-        dst[p] = std::max(0.0F, src[p] * s + t);
+        dst[p] = std::max(src[p] * s + t, 0.0F); // NaN stays NaN, as relu
       }
     }
   });
@@ -56,7 +56,7 @@ void interleaved(const torch::Tensor& x,
       const float* __restrict src = in + q * pixelStride;
       float* __restrict dst = o + q * c;
       for (std::int64_t k = 0; k < c; ++k) {
-        dst[k] = std::max(0.0F, src[k] * scale[k] + shift[k]);
+        dst[k] = std::max(src[k] * scale[k] + shift[k], 0.0F);
       }
     }
   });
@@ -93,6 +93,14 @@ torch::Tensor bnRelu(const torch::Tensor& x, const ChannelAffine& affine) {
   const auto shift = affine.shift.to(torch::kFloat).contiguous();
   const std::int64_t n = x.size(0);
   const std::int64_t c = x.size(1);
+  TORCH_CHECK(scale.numel() == c && shift.numel() == c,
+              "bnRelu: ",
+              c,
+              " channels but ",
+              scale.numel(),
+              " scales and ",
+              shift.numel(),
+              " shifts");
   std::int64_t spatial = 1;
   for (std::int64_t d = 2; d < x.dim(); ++d) {
     spatial *= x.size(d);
@@ -113,7 +121,7 @@ torch::Tensor bnRelu(const torch::Tensor& x, const ChannelAffine& affine) {
   }
   // Channels-last: channels contiguous, pixels row-major `pixelStride` floats apart, batches
   // spatial * pixelStride apart.
-  if (x.stride(1) == 1 && x.dim() <= 5) {
+  if (x.stride(1) == 1 && (x.dim() == 4 || x.dim() == 5)) {
     const std::int64_t pixelStride = x.stride(x.dim() - 1);
     bool ok = pixelStride >= c;
     std::int64_t expected = pixelStride;
@@ -146,7 +154,11 @@ std::pair<torch::Tensor, torch::Tensor> FoldedConv::get(
   std::vector<std::pair<const void*, std::int64_t>> key;
   key.reserve(sources.size());
   for (const auto& t : sources) {
-    key.emplace_back(t.defined() ? t.data_ptr() : nullptr, t.defined() ? t._version() : -1);
+    // Inference tensors (c10::InferenceMode) have no version counter, and cannot change.
+    key.emplace_back(t.defined() ? t.data_ptr() : nullptr,
+                     !t.defined()       ? -1
+                     : t.is_inference() ? 0
+                                        : t._version());
   }
   const std::lock_guard<std::mutex> lock(m_mutex);
   if (m_weight.defined() && key == m_key && channelsLast == m_channelsLast) {

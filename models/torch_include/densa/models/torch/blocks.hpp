@@ -141,8 +141,6 @@ private:
 template <int Dim>
 using UpBlock = Holder<UpBlockImpl<Dim>>;
 
-/// Up-samples the spatial axes of x by `scale` ({H, W} or {D, H, W}) with nearest or (bi/tri)linear
-/// interpolation (align_corners = false).
 /// `conv(x)`, except that on the CPU (float) it always takes oneDNN's convolution. LibTorch's own
 /// choice falls back to its unfold+GEMM `slow_conv3d` for 3D inputs with batch 1 once
 /// N*C*D*H <= 20480 (a 2D heuristic that ignores W): the deep, low-resolution layers of the 3D
@@ -178,6 +176,8 @@ torch::Tensor upsampleAdd(const torch::Tensor& x,
 torch::Tensor floatForBf16Cpu(const torch::Tensor& x,
                               const std::function<torch::Tensor(const torch::Tensor&)>& op);
 
+/// Up-samples the spatial axes of x by `scale` ({H, W} or {D, H, W}) with nearest or (bi/tri)linear
+/// interpolation (align_corners = false).
 torch::Tensor upsample(const torch::Tensor& x,
                        const std::vector<std::int64_t>& scale,
                        Upsampling mode);

@@ -40,7 +40,9 @@ struct ChannelAffine {
 /// Computed in float whatever the module's dtype (a bfloat16 model keeps its folding exact).
 template <class BatchNormHolder>
 [[nodiscard]] ChannelAffine channelAffine(const BatchNormHolder& bn) {
-  const auto f = [](const torch::Tensor& t) { return t.to(torch::kFloat); };
+  const auto f = [](const torch::Tensor& t) {
+    return t.to(torch::kFloat);
+  };
   const auto scale = f(bn->weight) * torch::rsqrt(f(bn->running_var) + bn->options.eps());
   return {scale, f(bn->bias) - f(bn->running_mean) * scale};
 }
