@@ -29,6 +29,18 @@
 namespace densa::app {
 namespace {
 
+// Air (-1000 HU) with every `every`-th voxel set to `hu`: a CT whose only point is its grid.
+core::Volume<std::int16_t> stripedCt(const core::Size3& size,
+                                     const core::Geometry& geometry,
+                                     std::size_t every,
+                                     int hu) {
+  core::Volume<std::int16_t> ct(size, geometry, -1000);
+  for (std::size_t i = 0; i < ct.voxelCount(); i += every) {
+    ct.voxels()[i] = static_cast<std::int16_t>(hu);
+  }
+  return ct;
+}
+
 namespace fs = std::filesystem;
 
 fs::path tinyModel(const testing::TempDir& tmp) {
@@ -99,10 +111,7 @@ TEST(SegmentBatch, ShortFeetFirstAndCoronalVolumesSegmentOnTheirGrid) {
   const std::pair<core::Size3, core::Geometry> grids[] = {
       {{64, 64, 1}, core::Geometry{}}, {{64, 64, 3}, feetFirst}, {{70, 20, 50}, coronal}};
   for (const auto& [size, geometry] : grids) {
-    core::Volume<std::int16_t> ct(size, geometry, -1000);
-    for (std::size_t i = 0; i < ct.voxelCount(); i += 3) {
-      ct.voxels()[i] = 100;
-    }
+    const auto ct = stripedCt(size, geometry, 3, 100);
     const SegmentationResult r = segmenter->segment(ct, {});
     EXPECT_EQ(r.labels.size(), ct.size());
     EXPECT_EQ(r.labels.geometry(), ct.geometry());
@@ -144,10 +153,7 @@ TEST(SegmentBatch, LiverBoxRoiKeepsTheOutputInsideItsBox) {
   core::Geometry feetFirst;
   feetFirst.spacing = {1.5, 1.5, 3};
   feetFirst.direction = {1, 0, 0, 0, 1, 0, 0, 0, -1};
-  core::Volume<std::int16_t> shortCt({64, 64, 3}, feetFirst, -1000);
-  for (std::size_t i = 0; i < shortCt.voxelCount(); i += 3) {
-    shortCt.voxels()[i] = 100;
-  }
+  const auto shortCt = stripedCt({64, 64, 3}, feetFirst, 3, 100);
   const SegmentationResult s = segmenter->segment(shortCt, {});
   EXPECT_EQ(s.labels.size(), shortCt.size());
   EXPECT_EQ(s.labels.geometry(), shortCt.geometry());
@@ -163,10 +169,7 @@ TEST(SegmentBatch, InPlaneSpacingPolicyResamplesAndMapsBack) {
   core::Geometry g;
   g.spacing = {2.0, 2.0, 3.0};
   g.origin = {-40, 10, 5};
-  core::Volume<std::int16_t> ct({48, 40, 4}, g, -1000);
-  for (std::size_t i = 0; i < ct.voxelCount(); i += 5) {
-    ct.voxels()[i] = 60;
-  }
+  const auto ct = stripedCt({48, 40, 4}, g, 5, 60);
   const SegmentationResult r = segmenter->segment(ct, {});
   EXPECT_EQ(r.labels.size(), ct.size());
   EXPECT_EQ(r.labels.geometry(), ct.geometry());
