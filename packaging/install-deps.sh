@@ -9,6 +9,8 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config git file
   # LibTorch (CPU) and a threaded BLAS (without it matmul falls back to reference BLAS, ~30x slower)
   libtorch-dev libopenblas0-pthread libgloo-dev
+  # the oneDNN that LibTorch links, called directly for inference convolutions (models/)
+  libdnnl-dev
   # imaging
   libinsighttoolkit5-dev libdcmtk-dev dcmtk libgdcm-dev
   # viewer

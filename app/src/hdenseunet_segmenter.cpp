@@ -34,6 +34,23 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// Per-slice [C, H, W] tensors stacked along a new depth axis into [1, C, D, H, W]. Channels-last
+// slices (the 2D branch's CPU inference features) give a channels-last volume, the layout the
+// fusion stage runs in, in one contiguous copy per slice.
+torch::Tensor stackDepth(const std::vector<torch::Tensor>& slices) {
+  const auto& first = slices.front();
+  if (first.dim() == 3 && first.size(0) > 1 && first.stride(0) == 1) {
+    auto out = torch::empty(
+        {1, first.size(0), static_cast<std::int64_t>(slices.size()), first.size(1), first.size(2)},
+        first.options().memory_format(torch::MemoryFormat::ChannelsLast3d));
+    for (std::size_t d = 0; d < slices.size(); ++d) {
+      out[0].select(1, static_cast<std::int64_t>(d)).copy_(slices[d]);
+    }
+    return out;
+  }
+  return torch::stack(slices, 1).unsqueeze(0);
+}
+
 double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
@@ -500,8 +517,7 @@ SegmentationResult HDenseUNetSegmenter::segment(const core::Volume<std::int16_t>
     }
     const auto window = work.slice(0, s, s + depth).unsqueeze(0).unsqueeze(0).to(m_device, m_dtype);
     ++windowsRun;
-    const auto fused = net->fuse(
-        window, torch::stack(features, 1).unsqueeze(0), torch::stack(logits, 1).unsqueeze(0));
+    const auto fused = net->fuse(window, stackDepth(features), stackDepth(logits));
     const auto probs = torch::softmax(fused.to(torch::kFloat), 1).to(torch::kCPU)[0]; // [C,D,H,W]
     for (std::int64_t d = 0; d < depth; ++d) {
       const bool inner = d > 0 && d < depth - 1;

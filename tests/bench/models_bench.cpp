@@ -23,6 +23,7 @@
 #include "densa/models/torch/losses.hpp"
 #include "densa/models/torch/training.hpp"
 
+#include "blocks/onednn_conv.hpp"
 #include "peak.hpp"
 
 #include <benchmark/benchmark.h>
@@ -72,11 +73,21 @@ double since(std::chrono::steady_clock::time_point t0) {
 }
 
 // forward_plain/*: the inference fast paths off (models/torch/inference.hpp), i.e. the plain
-// module graph, for the before/after ratio in one run.
-struct FastPathScope {
-  explicit FastPathScope(bool on) { setInferenceFastPaths(on); }
+// module graph; forward_libtorch/*: the fast paths with LibTorch's own convolutions and poolings
+// (no direct oneDNN calls, models/src/blocks/onednn_conv.hpp); forward_fast/*: everything on. The
+// ratios between them come from one run.
+enum class Paths { Plain, LibTorch, Fast };
 
-  ~FastPathScope() { setInferenceFastPaths(true); }
+struct FastPathScope {
+  explicit FastPathScope(Paths paths) {
+    setInferenceFastPaths(paths != Paths::Plain);
+    densa::models::detail::setDirectOneDnn(paths == Paths::Fast);
+  }
+
+  ~FastPathScope() {
+    setInferenceFastPaths(true);
+    densa::models::detail::setDirectOneDnn(true);
+  }
 
   FastPathScope(const FastPathScope&) = delete;
   FastPathScope& operator=(const FastPathScope&) = delete;
@@ -88,8 +99,8 @@ void twoD(benchmark::State& state,
           std::int64_t size,
           std::int64_t batch,
           bool backward,
-          bool plain = false) {
-  const FastPathScope fastPaths(!plain);
+          Paths paths = Paths::Fast) {
+  const FastPathScope fastPaths(paths);
   torch::manual_seed(0);
   const auto options = hDenseUNetPreset(preset).net2d;
   DenseUNet2d net(options);
@@ -136,8 +147,8 @@ void hybrid(benchmark::State& state,
             const std::string& preset,
             std::int64_t size,
             bool backward,
-            bool plain = false) {
-  const FastPathScope fastPaths(!plain);
+            Paths paths = Paths::Fast) {
+  const FastPathScope fastPaths(paths);
   torch::manual_seed(0);
   const auto options = hDenseUNetPreset(preset);
   HDenseUNet net(options);
@@ -284,18 +295,20 @@ void registerAll() {
   for (const auto& [preset, size] :
        std::vector<std::pair<std::string, std::int64_t>>{{"small", 512}, {"paper", 224}}) {
     const std::string suffix = preset + "/" + std::to_string(size);
-    for (const bool plain : {true, false}) {
-      const std::string kind = plain ? "forward_plain" : "forward_fast";
+    const std::vector<std::pair<Paths, std::string>> variants = {
+        {Paths::Plain, "forward_plain"},
+        {Paths::LibTorch, "forward_libtorch"},
+        {Paths::Fast, "forward_fast"}};
+    for (const auto& [paths, kind] : variants) {
       auto* b = benchmark::RegisterBenchmark(
           (kind + "/net2d/" + suffix).c_str(),
-          [=](benchmark::State& s) { twoD(s, preset, size, 4, false, plain); });
+          [=, p = paths](benchmark::State& s) { twoD(s, preset, size, 4, false, p); });
       b->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
     }
-    for (const bool plain : {true, false}) {
-      const std::string kind = plain ? "forward_plain" : "forward_fast";
+    for (const auto& [paths, kind] : variants) {
       auto* b = benchmark::RegisterBenchmark(
           (kind + "/hdenseunet_window8/" + suffix).c_str(),
-          [=](benchmark::State& s) { hybrid(s, preset, size, false, plain); });
+          [=, p = paths](benchmark::State& s) { hybrid(s, preset, size, false, p); });
       b->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
     }
   }

@@ -5,7 +5,8 @@
 // across windows against recomputed per window (the reference). Untrained weights: speed only.
 // Default/*: the bundled default model (small preset, trained) on full slices (reference) and on
 // the liver box (`--roi liver-box`, the paper), whose ROI needs trained weights; *_Bf16: the same
-// with `--precision bf16` (skipped on CPUs without AMX / AVX512-BF16). Paper_*: the paper preset.
+// with `--precision bf16` (skipped on CPUs without AMX / AVX512-BF16); *_LibTorch: LibTorch's own
+// convolutions instead of the direct oneDNN calls. Paper_*: the paper preset.
 // Counters: <stage>_s seconds, <stage>_GFLOP convolution work, network_of_peak (achieved
 // GFLOP/s over the machine's peak measured in the same run, see peak.hpp) and
 // network_vs_bound (network seconds over GFLOP / peak: 1.0 would be the peak; target <= 1.5).
@@ -18,6 +19,7 @@
 #include "densa/models/runtime.hpp"
 #include "densa/models/torch/checkpoint.hpp"
 
+#include "blocks/onednn_conv.hpp"
 #include "peak.hpp"
 
 #include <benchmark/benchmark.h>
@@ -135,7 +137,8 @@ void segment(benchmark::State& state,
 
 void defaultModel(benchmark::State& state,
                   app::RoiMode roi,
-                  const std::string& precision = "fp32") {
+                  const std::string& precision = "fp32",
+                  bool directOneDnn = true) {
   if (precision == "bf16" && !app::cpuHasFastBf16()) {
     state.SkipWithError("this CPU has neither AMX nor AVX512-BF16");
     return;
@@ -143,7 +146,19 @@ void defaultModel(benchmark::State& state,
   app::SegmenterOptions options;
   options.roi = roi;
   options.precision = precision;
+  models::detail::setDirectOneDnn(directOneDnn);
   segmentWith(state, app::defaultModelPath(), options);
+  models::detail::setDirectOneDnn(true);
+}
+
+// *_LibTorch: the same with LibTorch's own convolutions and poolings instead of the direct oneDNN
+// calls (models/src/blocks/onednn_conv.hpp): before/after in one run.
+void BM_Segment_Default_FullSlices_LibTorch(benchmark::State& s) {
+  defaultModel(s, app::RoiMode::Full, "fp32", false);
+}
+
+void BM_Segment_Default_LiverBox_LibTorch(benchmark::State& s) {
+  defaultModel(s, app::RoiMode::LiverBox, "fp32", false);
 }
 
 void BM_Segment_Default_FullSlices_Bf16(benchmark::State& s) {
@@ -191,7 +206,15 @@ BENCHMARK(BM_Segment_Small_Hybrid_Recompute2d)
     ->UseRealTime()
     ->Iterations(1);
 BENCHMARK(BM_Segment_Default_FullSlices)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_Segment_Default_FullSlices_LibTorch)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime()
+    ->Iterations(1);
 BENCHMARK(BM_Segment_Default_LiverBox)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_Segment_Default_LiverBox_LibTorch)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime()
+    ->Iterations(1);
 BENCHMARK(BM_Segment_Default_FullSlices_Bf16)
     ->Unit(benchmark::kSecond)
     ->UseRealTime()

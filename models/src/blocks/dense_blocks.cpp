@@ -2,6 +2,8 @@
 #include "densa/models/error.hpp"
 #include "densa/models/torch/blocks.hpp"
 
+#include "blocks/onednn_conv.hpp"
+
 #include <ATen/Context.h>
 #include <torch/nn/functional/upsampling.h>
 #include <torch/nn/init.h>
@@ -37,11 +39,15 @@ Conv<Dim> makeConv(int in, int out, int kernel, int padding, bool bias) {
 
 } // namespace
 
+namespace {
+
+// conv(x) with the given weight and bias, then max(0, .) when `relu`.
 template <int Dim>
-torch::Tensor convolve(typename NdLayers<Dim>::Conv& conv,
-                       const torch::Tensor& x,
-                       const torch::Tensor& weight,
-                       const torch::Tensor& bias) {
+torch::Tensor convolveWith(typename NdLayers<Dim>::Conv& conv,
+                           const torch::Tensor& x,
+                           const torch::Tensor& weight,
+                           const torch::Tensor& bias,
+                           bool relu) {
   const auto& o = conv->options;
   // Every convolution of these nets pads k/2 with zeros ("same" size at stride 1); the padding
   // option itself is a variant whose type differs between LibTorch 1.13 and 2.x.
@@ -49,16 +55,44 @@ torch::Tensor convolve(typename NdLayers<Dim>::Conv& conv,
   for (int d = 0; d < Dim; ++d) {
     padding[static_cast<std::size_t>(d)] = weight.size(2 + d) / 2;
   }
+  if (inferenceFastPaths()) {
+    // Channels-last float inference on the CPU: oneDNN called directly (blocks/onednn_conv.hpp).
+    auto y = detail::directConvolution(
+        x, weight, bias, o.stride(), padding, o.dilation(), o.groups(), relu);
+    if (y.defined()) {
+      return y;
+    }
+  }
   const auto optionalBias =
       bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::optional<torch::Tensor>();
+  torch::Tensor y;
   if (inferenceFastPaths() && x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
       at::hasMKLDNN() && at::globalContext().userEnabledMkldnn()) {
-    return at::mkldnn_convolution(
+    y = at::mkldnn_convolution(
         x, weight, optionalBias, padding, o.stride(), o.dilation(), o.groups());
+  } else {
+    const std::array<std::int64_t, Dim> outputPadding{};
+    y = at::convolution(x,
+                        weight,
+                        optionalBias,
+                        o.stride(),
+                        padding,
+                        o.dilation(),
+                        false,
+                        outputPadding,
+                        o.groups());
   }
-  const std::array<std::int64_t, Dim> outputPadding{};
-  return at::convolution(
-      x, weight, optionalBias, o.stride(), padding, o.dilation(), false, outputPadding, o.groups());
+  return relu ? y.relu_() : y;
+}
+
+} // namespace
+
+template <int Dim>
+torch::Tensor convolve(typename NdLayers<Dim>::Conv& conv,
+                       const torch::Tensor& x,
+                       const torch::Tensor& weight,
+                       const torch::Tensor& bias) {
+  return convolveWith<Dim>(conv, x, weight, bias, false);
 }
 
 template <int Dim>
@@ -97,7 +131,7 @@ torch::Tensor convBnRelu(typename NdLayers<Dim>::Conv& conv,
       [&bn] { return channelAffine(bn); },
       conv->weight,
       conv->bias);
-  return convolve<Dim>(conv, x, weight, bias).relu_();
+  return convolveWith<Dim>(conv, x, weight, bias, true);
 }
 
 template torch::Tensor convolve<2>(NdLayers<2>::Conv&, const torch::Tensor&);
@@ -258,6 +292,16 @@ template <int Dim>
 torch::Tensor TransitionImpl<Dim>::forward(const torch::Tensor& x) {
   auto y = convolve<Dim>(
       m_conv, inferenceMode(*this) ? bnRelu(x, channelAffine(m_norm)) : m_norm(x).relu_());
+  const std::vector<std::int64_t> window =
+      Dim == 2 ? std::vector<std::int64_t>{2, 2} : std::vector<std::int64_t>{1, 2, 2};
+  if (auto pooled =
+          !inferenceFastPaths()
+              ? torch::Tensor()
+              : detail::directPooling(
+                    y, detail::Pooling::Average, window, window, std::vector<std::int64_t>(Dim, 0));
+      pooled.defined()) {
+    return pooled;
+  }
   if constexpr (Dim == 2) {
     return torch::avg_pool2d(y, {2, 2}, {2, 2});
   } else {

@@ -3,6 +3,8 @@
 
 #include "densa/models/error.hpp"
 
+#include "blocks/onednn_conv.hpp"
+
 #include <torch/utils.h>
 
 #include <cmath>
@@ -104,23 +106,31 @@ DenseUNetOutput DenseUNetImpl<Dim>::run(const torch::Tensor& x, StageOutputs* st
       stages->emplace_back(name, t);
     }
   };
-  // Inference on the CPU runs in channels-last (NHWC) layout: oneDNN's convolutions, 1x1 ones in
-  // particular, run up to 1.7x faster on it (tests/bench/models_bench). 3D convolutions stay NCDHW,
-  // whose oneDNN path is the faster one in LibTorch 1.13. The logits are returned contiguous
-  // (NCHW), the features channels-last strided (same values and sizes; consumers needing raw memory
-  // call contiguous()).
-  const bool channelsLast =
-      Dim == 2 && x.device().is_cpu() && !is_training() && !torch::GradMode::is_enabled();
+  // Inference on the CPU runs in channels-last (NHWC / NDHWC) layout: oneDNN's convolutions, 1x1
+  // ones in particular, run up to 1.7x faster on it (tests/bench/models_bench). 3D nets do so only
+  // where oneDNN is called directly (blocks/onednn_conv.hpp): LibTorch 1.13's own NDHWC path is
+  // the slower one. The logits are returned contiguous (NCHW), the features channels-last strided
+  // (same values and sizes; consumers needing raw memory call contiguous()).
+  const bool channelsLast = (Dim == 2 || (detail::directOneDnn() && inferenceFastPaths())) &&
+                            x.device().is_cpu() && !is_training() && !torch::GradMode::is_enabled();
+  const auto layout =
+      Dim == 2 ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::ChannelsLast3d;
   std::vector<torch::Tensor> skipSources; // stem, block1, block2, block3
   const bool inference = inferenceMode(*this);
-  auto y = convBnRelu<Dim>(m_conv0,
-                           m_norm0,
-                           m_fold0,
-                           channelsLast ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x,
-                           inference);
+  auto y = convBnRelu<Dim>(
+      m_conv0, m_norm0, m_fold0, channelsLast ? x.contiguous(layout) : x, inference);
   record("conv1", y);
   skipSources.push_back(y);
-  if constexpr (Dim == 2) {
+  if (auto pooled = !inferenceFastPaths()
+                        ? torch::Tensor()
+                        : detail::directPooling(y,
+                                                detail::Pooling::Max,
+                                                std::vector<std::int64_t>(Dim, 3),
+                                                std::vector<std::int64_t>(Dim, 2),
+                                                std::vector<std::int64_t>(Dim, 1));
+      pooled.defined()) {
+    y = pooled;
+  } else if constexpr (Dim == 2) {
     y = torch::max_pool2d(y, {3, 3}, {2, 2}, {1, 1});
   } else {
     y = floatForBf16Cpu(y, [](const torch::Tensor& t) {

@@ -38,9 +38,14 @@ torch::Tensor batchToSlices(const torch::Tensor& slices, std::int64_t batch, std
     throw ModelError("batchToSlices: expected [N*D, C, H, W] with N*D = " +
                      std::to_string(batch * depth));
   }
+  // Channels-last slices (CPU inference features) become a channels-last volume without a copy.
+  const auto format = slices.dim() == 4 && slices.size(1) > 1 &&
+                              slices.is_contiguous(torch::MemoryFormat::ChannelsLast)
+                          ? torch::MemoryFormat::ChannelsLast3d
+                          : torch::MemoryFormat::Contiguous;
   return slices.reshape({batch, depth, slices.size(1), slices.size(2), slices.size(3)})
       .permute({0, 2, 1, 3, 4})
-      .contiguous();
+      .contiguous(format);
 }
 
 HDenseUNetImpl::HDenseUNetImpl(const HDenseUNetOptions& options)
@@ -104,7 +109,12 @@ torch::Tensor HDenseUNetImpl::fuse(const torch::Tensor& volume,
   }
   const auto context = torch::cat({volume, logits2d * m_options.autoContextScale}, 1);
   const auto features3d = m_net3d(context).features;
-  const auto sum = features3d + features2d;
+  // Channels-last 3D features (CPU inference, blocks/onednn_conv.hpp) keep that layout to the end.
+  const bool channelsLast = features3d.dim() == 5 && features3d.size(1) > 1 &&
+                            features3d.is_contiguous(torch::MemoryFormat::ChannelsLast3d);
+  const auto sum =
+      features3d +
+      (channelsLast ? features2d.contiguous(torch::MemoryFormat::ChannelsLast3d) : features2d);
   torch::Tensor z;
   if (inferenceMode(*this)) { // dropout is the identity in eval mode
     z = convBnRelu<3>(m_fusionConv, m_fusionNorm, m_foldFusion, sum, true);
@@ -115,7 +125,8 @@ torch::Tensor HDenseUNetImpl::fuse(const torch::Tensor& volume,
     }
     z = m_fusionNorm(z).relu_();
   }
-  return convolve<3>(m_classifier, z);
+  const auto logits = convolve<3>(m_classifier, z);
+  return channelsLast ? logits.contiguous() : logits; // 3 channels: a cheap copy
 }
 
 void HDenseUNetImpl::freeze2d(bool frozen) {

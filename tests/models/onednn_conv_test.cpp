@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: Apache-2.0
+// Direct oneDNN convolutions and poolings (models/src/blocks/onednn_conv.hpp) against LibTorch's
+// own operators, on the layouts and shapes the nets use.
+#include "blocks/onednn_conv.hpp"
+
+#include "densa/models/model_options.hpp"
+#include "densa/models/torch/h_dense_unet.hpp"
+#include "densa/models/torch/inference.hpp"
+
+#include <gtest/gtest.h>
+#include <torch/nn/functional/conv.h>
+#include <torch/nn/functional/pooling.h>
+#include <torch/utils.h>
+
+#include <vector>
+
+namespace densa::models {
+namespace {
+
+using detail::directConvolution;
+using detail::directPooling;
+using detail::Pooling;
+
+#define REQUIRE_DIRECT_ONEDNN()                                                                    \
+  if (!detail::directOneDnn()) {                                                                   \
+    GTEST_SKIP() << "built without direct oneDNN calls (needs libdnnl-dev and a LibTorch that "    \
+                    "links the system oneDNN)";                                                    \
+  }
+
+double relativeError(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>() / std::max(1e-12, b.abs().max().item<double>());
+}
+
+torch::MemoryFormat channelsLastOf(std::int64_t dim) {
+  return dim == 4 ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::ChannelsLast3d;
+}
+
+// LibTorch's reference: conv, bias, optional ReLU.
+torch::Tensor reference(const torch::Tensor& x,
+                        const torch::Tensor& w,
+                        const torch::Tensor& b,
+                        std::int64_t stride,
+                        bool relu) {
+  const auto xc = x.contiguous();
+  const auto padding = w.size(2) / 2;
+  auto y = x.dim() == 4 ? torch::conv2d(xc, w, b, stride, padding)
+                        : torch::conv3d(xc, w, b, stride, padding);
+  return relu ? y.relu() : y;
+}
+
+struct ConvCase {
+  std::vector<std::int64_t> input; // N, C, spatial...
+  std::int64_t outChannels;
+  std::int64_t kernel;
+  std::int64_t stride;
+  bool bias;
+  bool relu;
+};
+
+TEST(DirectConvolution, MatchesLibTorchOnTheNetsShapesIn2DAnd3D) {
+  REQUIRE_DIRECT_ONEDNN();
+  torch::manual_seed(1);
+  torch::NoGradGuard noGrad;
+  const std::vector<ConvCase> cases = {
+      {{2, 3, 40, 36}, 16, 7, 2, false, true},     // 2D stem
+      {{2, 40, 20, 18}, 32, 1, 1, false, true},    // bottleneck 1x1 (+ folded BN, ReLU)
+      {{2, 32, 20, 18}, 8, 3, 1, false, false},    // dense-layer 3x3
+      {{1, 24, 12, 10}, 24, 3, 1, true, true},     // decoder 3x3 with bias
+      {{1, 4, 8, 24, 20}, 16, 7, 2, false, true},  // 3D stem
+      {{1, 16, 4, 12, 10}, 8, 3, 1, false, false}, // 3D dense-layer 3x3x3
+      {{1, 20, 4, 12, 10}, 3, 1, 1, true, false}}; // 3D classifier
+  for (const auto& c : cases) {
+    const auto dim = static_cast<std::int64_t>(c.input.size());
+    std::vector<std::int64_t> wshape{c.outChannels, c.input[1]};
+    wshape.insert(wshape.end(), static_cast<std::size_t>(dim - 2), c.kernel);
+    const auto x = torch::randn(c.input).contiguous(channelsLastOf(dim));
+    const auto w = torch::randn(wshape) * 0.1;
+    const auto b = c.bias ? torch::randn({c.outChannels}) : torch::Tensor();
+    const std::vector<std::int64_t> stride(static_cast<std::size_t>(dim - 2), c.stride);
+    const std::vector<std::int64_t> padding(static_cast<std::size_t>(dim - 2), c.kernel / 2);
+    const std::vector<std::int64_t> dilation(static_cast<std::size_t>(dim - 2), 1);
+    const auto y = directConvolution(x, w, b, stride, padding, dilation, 1, c.relu);
+    ASSERT_TRUE(y.defined()) << "input " << x.sizes() << " kernel " << c.kernel;
+    EXPECT_TRUE(y.is_contiguous(channelsLastOf(dim)));
+    const auto expected = reference(x, w, b, c.stride, c.relu);
+    ASSERT_EQ(y.sizes(), expected.sizes());
+    EXPECT_LT(relativeError(y, expected), 1e-5) << "input " << x.sizes() << " kernel " << c.kernel;
+  }
+}
+
+// A dense layer reads a channel slice of its block's buffer: channels-last with a pixel stride
+// larger than its channel count.
+TEST(DirectConvolution, ReadsAChannelSliceOfAWiderBuffer) {
+  REQUIRE_DIRECT_ONEDNN();
+  torch::manual_seed(2);
+  torch::NoGradGuard noGrad;
+  const auto buffer = torch::randn({2, 48, 14, 12}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto x = buffer.narrow(1, 0, 32);
+  ASSERT_FALSE(x.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  const auto w = torch::randn({16, 32, 1, 1});
+  const auto y = directConvolution(x, w, {}, {1, 1}, {0, 0}, {1, 1}, 1, false);
+  ASSERT_TRUE(y.defined());
+  EXPECT_LT(relativeError(y, reference(x, w, {}, 1, false)), 1e-5);
+}
+
+TEST(DirectConvolution, WinogradForWide3x3LayersAgreesWithTheDirectKernel) {
+  REQUIRE_DIRECT_ONEDNN();
+  torch::manual_seed(3);
+  torch::NoGradGuard noGrad;
+  // The paper net's decoder shape class (wide 3x3 layers on maps of 14x14 and more): Winograd is
+  // chosen.
+  const auto x = torch::randn({1, 512, 16, 16}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto w = torch::randn({256, 512, 3, 3}) * 0.05;
+  const auto b = torch::randn({256});
+  const auto expected = reference(x, w, b, 1, true);
+  const auto before = detail::directConvolutionStats();
+  const auto wino = directConvolution(x, w, b, {1, 1}, {1, 1}, {1, 1}, 1, true);
+  ASSERT_TRUE(wino.defined());
+  EXPECT_EQ(detail::directConvolutionStats().winogradCalls, before.winogradCalls + 1);
+  EXPECT_LT(relativeError(wino, expected), 1e-4);
+  detail::setDirectWinograd(false);
+  const auto direct = directConvolution(x, w, b, {1, 1}, {1, 1}, {1, 1}, 1, true);
+  detail::setDirectWinograd(true);
+  ASSERT_TRUE(direct.defined());
+  EXPECT_EQ(detail::directConvolutionStats().winogradCalls, before.winogradCalls + 1);
+  EXPECT_LT(relativeError(direct, expected), 1e-5);
+}
+
+TEST(DirectConvolution, RelaidOutWeightsFollowInPlaceUpdatesAndNewTensors) {
+  REQUIRE_DIRECT_ONEDNN();
+  torch::manual_seed(4);
+  torch::NoGradGuard noGrad;
+  const auto x = torch::randn({1, 16, 10, 10}).contiguous(torch::MemoryFormat::ChannelsLast);
+  auto w = torch::randn({16, 16, 3, 3});
+  const auto first = directConvolution(x, w, {}, {1, 1}, {1, 1}, {1, 1}, 1, false);
+  w.mul_(2.0); // in place: a new version of the same storage
+  const auto second = directConvolution(x, w, {}, {1, 1}, {1, 1}, {1, 1}, 1, false);
+  ASSERT_TRUE(first.defined() && second.defined());
+  EXPECT_LT(relativeError(second, first * 2.0), 1e-5);
+  const auto other = torch::randn({16, 16, 3, 3});
+  EXPECT_LT(relativeError(directConvolution(x, other, {}, {1, 1}, {1, 1}, {1, 1}, 1, false),
+                          reference(x, other, {}, 1, false)),
+            1e-5);
+}
+
+TEST(DirectConvolution, LeavesEverythingElseToLibTorch) {
+  REQUIRE_DIRECT_ONEDNN();
+  const auto w = torch::randn({8, 8, 3, 3});
+  const std::vector<std::int64_t> one{1, 1};
+  {
+    torch::NoGradGuard noGrad;
+    // Channel-planar input, another dtype, grouped.
+    EXPECT_FALSE(
+        directConvolution(torch::randn({1, 8, 9, 9}), w, {}, one, one, one, 1, false).defined());
+    const auto xd =
+        torch::randn({1, 8, 9, 9}, torch::kDouble).contiguous(torch::MemoryFormat::ChannelsLast);
+    EXPECT_FALSE(
+        directConvolution(xd, w.to(torch::kDouble), {}, one, one, one, 1, false).defined());
+    const auto x = torch::randn({1, 8, 9, 9}).contiguous(torch::MemoryFormat::ChannelsLast);
+    EXPECT_FALSE(
+        directConvolution(x, torch::randn({8, 4, 3, 3}), {}, one, one, one, 2, false).defined());
+    detail::setDirectOneDnn(false);
+    EXPECT_FALSE(directConvolution(x, w, {}, one, one, one, 1, false).defined());
+    detail::setDirectOneDnn(true);
+    EXPECT_TRUE(directConvolution(x, w, {}, one, one, one, 1, false).defined());
+  }
+  // Autograd on: the graph must be recorded by LibTorch.
+  const auto x = torch::randn({1, 8, 9, 9}).contiguous(torch::MemoryFormat::ChannelsLast);
+  EXPECT_FALSE(directConvolution(x, w, {}, one, one, one, 1, false).defined());
+}
+
+TEST(DirectPooling, MatchesLibTorchMaxAndAveragePoolingIn2DAnd3D) {
+  REQUIRE_DIRECT_ONEDNN();
+  torch::manual_seed(5);
+  torch::NoGradGuard noGrad;
+  const auto x2 = torch::randn({2, 24, 15, 14}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto x3 = torch::randn({1, 16, 5, 15, 14}).contiguous(torch::MemoryFormat::ChannelsLast3d);
+  const auto max2 = directPooling(x2, Pooling::Max, {3, 3}, {2, 2}, {1, 1});
+  const auto avg2 = directPooling(x2.narrow(2, 0, 14), Pooling::Average, {2, 2}, {2, 2}, {0, 0});
+  const auto max3 = directPooling(x3, Pooling::Max, {3, 3, 3}, {2, 2, 2}, {1, 1, 1});
+  const auto avg3 =
+      directPooling(x3.narrow(3, 0, 14), Pooling::Average, {1, 2, 2}, {1, 2, 2}, {0, 0, 0});
+  ASSERT_TRUE(max2.defined() && avg2.defined() && max3.defined() && avg3.defined());
+  EXPECT_TRUE(max3.is_contiguous(torch::MemoryFormat::ChannelsLast3d));
+  EXPECT_TRUE(torch::equal(max2, torch::max_pool2d(x2.contiguous(), {3, 3}, {2, 2}, {1, 1})));
+  EXPECT_TRUE(torch::allclose(
+      avg2, torch::avg_pool2d(x2.narrow(2, 0, 14).contiguous(), {2, 2}, {2, 2}), 1e-5, 1e-6));
+  EXPECT_TRUE(
+      torch::equal(max3, torch::max_pool3d(x3.contiguous(), {3, 3, 3}, {2, 2, 2}, {1, 1, 1})));
+  EXPECT_TRUE(torch::allclose(
+      avg3, torch::avg_pool3d(x3.narrow(3, 0, 14).contiguous(), {1, 2, 2}, {1, 2, 2}), 1e-5, 1e-6));
+  // Padded averages count the padding in LibTorch: left to it.
+  EXPECT_FALSE(directPooling(x2, Pooling::Average, {3, 3}, {1, 1}, {1, 1}).defined());
+}
+
+// The hybrid net end to end: direct oneDNN calls (channels-last 3D) against LibTorch's operators.
+TEST(DirectConvolution, HybridNetGivesTheSameLogitsWithAndWithoutIt) {
+  REQUIRE_DIRECT_ONEDNN();
+  torch::manual_seed(6);
+  HDenseUNet net(hDenseUNetPreset("tiny"));
+  net->eval();
+  torch::NoGradGuard noGrad;
+  const auto volume = torch::randn({1, 1, 8, 64, 64});
+  const auto before = detail::directConvolutionStats();
+  const auto direct = net(volume);
+  EXPECT_GT(detail::directConvolutionStats().calls, before.calls);
+  detail::setDirectOneDnn(false);
+  const auto libtorch = net(volume);
+  detail::setDirectOneDnn(true);
+  EXPECT_LT(relativeError(direct.logits, libtorch.logits), 1e-4);
+  EXPECT_LT(relativeError(direct.logits2d, libtorch.logits2d), 1e-4);
+}
+
+} // namespace
+} // namespace densa::models
