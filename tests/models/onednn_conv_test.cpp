@@ -169,6 +169,24 @@ TEST(DirectConvolution, LeavesEverythingElseToLibTorch) {
   EXPECT_FALSE(directConvolution(x, w, {}, one, one, one, 1, false).defined());
 }
 
+// `densa segment --precision bf16`: bfloat16 activations and weights, float bias.
+TEST(DirectConvolution, RunsBfloat16WhereTheCpuHasAKernelForIt) {
+  REQUIRE_DIRECT_ONEDNN();
+  torch::manual_seed(7);
+  torch::NoGradGuard noGrad;
+  const auto x = torch::randn({1, 32, 4, 16, 12}).contiguous(torch::MemoryFormat::ChannelsLast3d);
+  const auto w = torch::randn({16, 32, 3, 3, 3}) * 0.1;
+  const auto b = torch::randn({16});
+  const auto y = directConvolution(
+      x.to(torch::kBFloat16), w.to(torch::kBFloat16), b, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1, true);
+  if (!y.defined()) {
+    GTEST_SKIP() << "oneDNN has no optimised bfloat16 convolution for this CPU";
+  }
+  EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+  // bfloat16 keeps 8 bits of mantissa: inputs and weights are rounded to ~0.4%.
+  EXPECT_LT(relativeError(y.to(torch::kFloat), reference(x, w, b, 1, true)), 2e-2);
+}
+
 TEST(DirectPooling, MatchesLibTorchMaxAndAveragePoolingIn2DAnd3D) {
   REQUIRE_DIRECT_ONEDNN();
   torch::manual_seed(5);
@@ -189,6 +207,13 @@ TEST(DirectPooling, MatchesLibTorchMaxAndAveragePoolingIn2DAnd3D) {
       torch::equal(max3, torch::max_pool3d(x3.contiguous(), {3, 3, 3}, {2, 2, 2}, {1, 1, 1})));
   EXPECT_TRUE(torch::allclose(
       avg3, torch::avg_pool3d(x3.narrow(3, 0, 14).contiguous(), {1, 2, 2}, {1, 2, 2}), 1e-5, 1e-6));
+  // The same shape in bfloat16 gets its own primitive (a float one would read twice the bytes).
+  const auto max2b = directPooling(x2.to(torch::kBFloat16), Pooling::Max, {3, 3}, {2, 2}, {1, 1});
+  if (max2b.defined()) {
+    EXPECT_EQ(max2b.scalar_type(), torch::kBFloat16);
+    EXPECT_TRUE(torch::equal(
+        max2b, torch::max_pool2d(x2.to(torch::kBFloat16).contiguous(), {3, 3}, {2, 2}, {1, 1})));
+  }
   // Padded averages count the padding in LibTorch: left to it.
   EXPECT_FALSE(directPooling(x2, Pooling::Average, {3, 3}, {1, 1}, {1, 1}).defined());
 }

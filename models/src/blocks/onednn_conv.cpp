@@ -76,8 +76,17 @@ memory::dims dimsOf(c10::IntArrayRef a) {
   return {a.begin(), a.end()};
 }
 
+memory::data_type dataType(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kBFloat16 ? memory::data_type::bf16 : memory::data_type::f32;
+}
+
+// Float, or bfloat16 (`densa segment --precision bf16`: AMX / AVX512-BF16 kernels).
+bool supportedType(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16;
+}
+
 memory::desc describe(const torch::Tensor& t) {
-  return {dimsOf(t.sizes()), memory::data_type::f32, dimsOf(t.strides())};
+  return {dimsOf(t.sizes()), dataType(t), dimsOf(t.strides())};
 }
 
 bool channelsLast(const torch::Tensor& x) {
@@ -258,9 +267,10 @@ std::shared_ptr<Entry> build(const torch::Tensor& x,
   const auto probe = torch::empty(entry->outSizes, x.options().memory_format(entry->format));
   entry->src = describe(x);
   entry->dst = describe(probe);
-  const memory::desc anyWeights(
-      dimsOf(weight.sizes()), memory::data_type::f32, memory::format_tag::any);
-  const memory::desc biasDesc({weight.size(0)}, memory::data_type::f32, memory::format_tag::a);
+  const memory::desc anyWeights(dimsOf(weight.sizes()), dataType(weight), memory::format_tag::any);
+  const memory::desc biasDesc({weight.size(0)},
+                              bias.defined() ? dataType(bias) : memory::data_type::f32,
+                              memory::format_tag::a);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user); // per call, thread-safe
   if (relu) {
@@ -293,8 +303,9 @@ std::shared_ptr<Entry> build(const torch::Tensor& x,
         return dnnl::convolution_forward::primitive_desc(desc, attr, engine, true);
       };
   dnnl::convolution_forward::primitive_desc pd;
-  const bool wino = gWinograd && spatial == 2 && weight.size(2) == 3 && weight.size(3) == 3 &&
-                    stride[0] == 1 && stride[1] == 1 && dilation[0] == 1 && dilation[1] == 1 &&
+  const bool wino = gWinograd && x.scalar_type() == torch::kFloat && spatial == 2 &&
+                    weight.size(2) == 3 && weight.size(3) == 3 && stride[0] == 1 &&
+                    stride[1] == 1 && dilation[0] == 1 && dilation[1] == 1 &&
                     weight.size(0) % 16 == 0 && weight.size(1) % 16 == 0 && winogradPays(x, weight);
   try {
     if (wino) {
@@ -358,11 +369,10 @@ torch::Tensor directConvolution(const torch::Tensor& input,
                                 std::int64_t groups,
                                 bool relu) {
   if (!gDirect || groups != 1 || torch::GradMode::is_enabled() || !input.device().is_cpu() ||
-      input.scalar_type() != torch::kFloat || weight.scalar_type() != torch::kFloat ||
-      (bias.defined() && bias.scalar_type() != torch::kFloat) ||
-      (input.dim() != 4 && input.dim() != 5) || weight.dim() != input.dim() ||
-      weight.size(1) != input.size(1) || input.numel() == 0 || input.storage_offset() < 0 ||
-      !channelsLast(input)) {
+      !supportedType(input) || weight.scalar_type() != input.scalar_type() ||
+      (bias.defined() && !supportedType(bias)) || (input.dim() != 4 && input.dim() != 5) ||
+      weight.dim() != input.dim() || weight.size(1) != input.size(1) || input.numel() == 0 ||
+      input.storage_offset() < 0 || !channelsLast(input)) {
     return {};
   }
   // oneDNN's optimised kernels take compact channels-last tensors only (a channel slice of a
@@ -371,6 +381,7 @@ torch::Tensor directConvolution(const torch::Tensor& input,
                                                    : torch::MemoryFormat::ChannelsLast3d);
   std::string key;
   key.reserve(256);
+  key.push_back(static_cast<char>(x.scalar_type()));
   appendTensor(key, weight);
   appendTensor(key, bias);
   appendInts(key, x.sizes());
@@ -438,9 +449,8 @@ torch::Tensor directPooling(const torch::Tensor& input,
                             c10::IntArrayRef padding) {
   const auto spatial = input.dim() - 2;
   if (!gDirect || torch::GradMode::is_enabled() || !input.device().is_cpu() ||
-      input.scalar_type() != torch::kFloat || (input.dim() != 4 && input.dim() != 5) ||
-      input.numel() == 0 || !channelsLast(input) ||
-      static_cast<std::int64_t>(kernel.size()) != spatial ||
+      !supportedType(input) || (input.dim() != 4 && input.dim() != 5) || input.numel() == 0 ||
+      !channelsLast(input) || static_cast<std::int64_t>(kernel.size()) != spatial ||
       static_cast<std::int64_t>(stride.size()) != spatial ||
       static_cast<std::int64_t>(padding.size()) != spatial) {
     return {};
@@ -457,6 +467,7 @@ torch::Tensor directPooling(const torch::Tensor& input,
   std::string key;
   key.reserve(160);
   key.push_back(kind == Pooling::Max ? 'M' : 'A');
+  key.push_back(static_cast<char>(x.scalar_type()));
   appendInts(key, x.sizes());
   appendInts(key, x.strides());
   appendInts(key, kernel);

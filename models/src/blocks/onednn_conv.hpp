@@ -23,7 +23,8 @@ namespace densa::models::detail {
 /// the whole process: benchmarks and tests compare both.
 void setDirectOneDnn(bool on);
 
-/// conv(x, weight) + bias, then max(0, .) when `relu`, for a float CPU channels-last x (NHWC or
+/// conv(x, weight) + bias, then max(0, .) when `relu`, for a float or bfloat16 (weights of the
+/// same type, bias float or bfloat16) CPU channels-last x (NHWC or
 /// NDHWC strides; channels contiguous) with autograd off, zero padding `padding` on both sides and
 /// one group. The result is channels-last. Returns an undefined tensor when this path does not
 /// apply (not built, another dtype, device or layout, autograd on, oneDNN offers no optimised
@@ -38,7 +39,8 @@ void setDirectOneDnn(bool on);
                                               bool relu);
 
 /// Max or average pooling (zero padding excluded from averages and maxima, as LibTorch's
-/// max_pool and avg_pool with count_include_pad only where no padding is used) of a float CPU
+/// max_pool and avg_pool with count_include_pad only where no padding is used) of a float or
+/// bfloat16 CPU
 /// channels-last x, result channels-last; undefined where this path does not apply. LibTorch 1.13's
 /// 3D poolings return NCDHW from channels-last input, at a third of the speed.
 enum class Pooling { Max, Average };
