@@ -46,7 +46,10 @@ TEST(DefaultModel, Bf16AgreesWithFloat) {
     EXPECT_THROW((void)loadHDenseUNetSegmenter(defaultModelPath(), bf16), core::InputError);
     GTEST_SKIP() << "this CPU has neither AMX nor AVX512-BF16";
   }
-  const auto fp32 = loadHDenseUNetSegmenter(defaultModelPath());
+  SegmenterOptions float32;
+  float32.precision = "fp32";
+  const auto fp32 = loadHDenseUNetSegmenter(defaultModelPath(), float32);
+  EXPECT_EQ(fp32->identity().precision, "fp32");
   const auto half = loadHDenseUNetSegmenter(defaultModelPath(), bf16);
   EXPECT_EQ(half->identity().precision, "bf16");
   const Phantom p = freshPhantom(77);
@@ -55,6 +58,14 @@ TEST(DefaultModel, Bf16AgreesWithFloat) {
   const auto agreement = core::evaluateLitsCase(b.labels, a.labels);
   EXPECT_GE(agreement.liverDice, 0.98);
   EXPECT_GE(core::evaluateLitsCase(b.labels, p.labels).liverDice, 0.9);
+}
+
+// The default, auto: bfloat16 exactly where the CPU computes it natively, and said so.
+TEST(DefaultModel, AutoPrecisionIsBf16ExactlyWhereTheCpuRunsItNatively) {
+  const SegmenterOptions defaults;
+  EXPECT_EQ(defaults.precision, "auto");
+  const auto segmenter = loadHDenseUNetSegmenter(defaultModelPath(), defaults);
+  EXPECT_EQ(segmenter->identity().precision, cpuHasFastBf16() ? "bf16" : "fp32");
 }
 
 TEST(DefaultModel, UnknownPrecisionIsRefused) {

@@ -132,6 +132,7 @@ void segment(benchmark::State& state,
              bool reuse) {
   app::SegmenterOptions options;
   options.reuse2d = reuse;
+  options.precision = "fp32"; // the figures the FLOP bound is about
   segmentWith(state, model(preset, stage), options);
 }
 

@@ -78,7 +78,7 @@ struct SegmentOptions {
   double minLesionMl = 0;
   bool liverBox = false;           ///< --roi liver-box (RoiMode::LiverBox)
   std::optional<double> inPlaneMm; ///< --in-plane-mm (SegmenterOptions::inPlaneMm)
-  std::string precision = "fp32";  ///< --precision (SegmenterOptions::precision)
+  std::string precision = "auto";  ///< --precision (SegmenterOptions::precision)
   bool resampleIrregular = false;
   bool correctTilt = true;
 };

@@ -48,10 +48,11 @@ struct SegmenterOptions {
   /// Lesions smaller than this (mL) become liver (core::removeSmallLesions). 0 (the default)
   /// keeps every lesion, as the reference post-processing and the LiTS scorer do.
   double minLesionMl = 0;
-  /// H-DenseUNet arithmetic: "fp32" (default) or "bf16" (the network's weights and activations in
-  /// bfloat16, probabilities accumulated in float; on the CPU only where it has AMX or
-  /// AVX512-BF16, see cpuHasFastBf16, else core::InputError).
-  std::string precision = "fp32";
+  /// H-DenseUNet arithmetic: "fp32", "bf16" (the network's weights and activations in bfloat16,
+  /// probabilities accumulated in float; on the CPU only where it has AMX or AVX512-BF16, see
+  /// cpuHasFastBf16, else core::InputError) or "auto" (default): bf16 on such CPUs, fp32 on others
+  /// and on GPUs. ModelIdentity::precision records the one used.
+  std::string precision = "auto";
   /// GEMINI transfer models ("gemini-unet"): edge of the cubic sliding-window tile in voxels of
   /// the model's isotropic grid (a positive multiple of 16); tiles overlap by at least half.
   int tileSize = 64;
