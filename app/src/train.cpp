@@ -587,6 +587,7 @@ int runTrain(const TrainCommand& command, std::ostream& out, std::ostream& err) 
     }
     SegmenterOptions segmenterOptions;
     segmenterOptions.device = c.device;
+    segmenterOptions.precision = "fp32"; // best.densa is chosen on the reference arithmetic
     const auto segmenter = loadHDenseUNetSegmenter(run / "last.densa", segmenterOptions);
     std::vector<core::LitsCase> cases;
     for (std::size_t i = 0; i < validation.size(); ++i) {

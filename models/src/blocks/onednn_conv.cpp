@@ -26,6 +26,8 @@ std::atomic<bool> gDirect{true};
 std::atomic<std::int64_t> gBuilt{0};
 std::atomic<std::int64_t> gCalls{0};
 std::atomic<std::int64_t> gWinogradCalls{0};
+// Bytes of all live weight packs (re-laid-out weights plus the source storages they pin).
+std::atomic<std::int64_t> gPackBytes{0};
 
 } // namespace
 
@@ -38,7 +40,7 @@ void setDirectWinograd(bool on) {
 }
 
 DirectConvolutionStats directConvolutionStats() {
-  return {gBuilt.load(), gCalls.load(), gWinogradCalls.load()};
+  return {gBuilt.load(), gCalls.load(), gWinogradCalls.load(), gPackBytes.load()};
 }
 
 #if !DENSA_WITH_ONEDNN
@@ -105,15 +107,29 @@ bool channelsLast(const torch::Tensor& x) {
   return x.size(0) == 1 || x.stride(0) >= expected;
 }
 
+// A weight in one kernel layout, shared by the entries of every input shape that wants it.
+struct WeightPack {
+  memory::desc desc;
+  memory packed;
+  std::vector<c10::Storage> held; // the source weight cannot be freed and its address reused
+  std::int64_t bytes = 0;
+
+  WeightPack() = default;
+  WeightPack(const WeightPack&) = delete;
+  WeightPack& operator=(const WeightPack&) = delete;
+
+  ~WeightPack() { gPackBytes -= bytes; }
+};
+
 struct Entry {
   bool usable = true; // false: oneDNN has no optimised kernel; LibTorch computes it
   dnnl::convolution_forward conv;
-  memory::desc src; // user layout (channels-last, possibly strided)
+  memory::desc src; // user layout (compact channels-last)
   memory::desc dst; // user layout (compact channels-last)
-  memory weights;   // in the kernel's layout
+  std::shared_ptr<WeightPack> weights;
   memory bias;
-  torch::Tensor biasHeld;
-  std::vector<c10::Storage> held; // the source weight and bias cannot be freed and reused
+  torch::Tensor biasHeld;         // holds the bias storage too
+  std::vector<c10::Storage> held; // failure markers: the weight's address cannot be reused
   std::vector<std::int64_t> outSizes;
   torch::MemoryFormat format = torch::MemoryFormat::ChannelsLast;
   memory::desc scratchpad;
@@ -123,9 +139,12 @@ struct Entry {
   memory::desc blockedDst;
   dnnl::reorder toBlocked;
   dnnl::reorder fromBlocked;
+  memory::desc toBlockedScratchpad;
+  memory::desc fromBlockedScratchpad;
 };
 
 struct PoolEntry {
+  bool usable = true; // false: no optimised kernel; LibTorch computes it
   dnnl::pooling_forward pool;
   memory::desc src;
   memory::desc dst;
@@ -180,12 +199,41 @@ public:
     }
     m_lru.emplace_front(key, std::move(entry));
     m_index[key] = m_lru.begin();
-    // Bounded: every convolution of the largest net at a few input shapes.
-    constexpr std::size_t kCapacity = 1024;
-    while (m_lru.size() > kCapacity) {
+    // Bounded in count and in weight bytes (the paper net's weights take ~0.5 GB, re-laid-out
+    // plus pinned sources): the least recently used go first, e.g. those of a released model.
+    constexpr std::size_t kCapacity = 4096;
+    constexpr std::int64_t kBytes = std::int64_t{2} << 30;
+    while (m_lru.size() > 1 && (m_lru.size() > kCapacity || gPackBytes > kBytes)) {
       m_index.erase(m_lru.back().first);
       m_lru.pop_back();
     }
+  }
+
+  // The pack of `weightKey` in layout `desc`, or a new one from `make`: one per weight and kernel
+  // layout, whatever the input shapes that use it.
+  std::shared_ptr<WeightPack> pack(const std::string& weightKey,
+                                   const memory::desc& desc,
+                                   const std::function<std::shared_ptr<WeightPack>()>& make) {
+    {
+      const std::lock_guard<std::mutex> lock(m_mutex);
+      auto& packs = m_packs[weightKey];
+      std::erase_if(packs, [](const auto& p) { return p.expired(); });
+      for (const auto& weak : packs) {
+        if (auto p = weak.lock(); p && p->desc == desc) {
+          return p;
+        }
+      }
+    }
+    auto p = make();
+    const std::lock_guard<std::mutex> lock(m_mutex);
+    m_packs[weightKey].push_back(p);
+    if (m_packs.size() > 4 * 4096) {
+      std::erase_if(m_packs, [](const auto& item) {
+        return std::all_of(
+            item.second.begin(), item.second.end(), [](const auto& w) { return w.expired(); });
+      });
+    }
+    return p;
   }
 
 private:
@@ -199,6 +247,7 @@ private:
                      std::list<std::pair<std::string, std::shared_ptr<Entry>>>::iterator>
       m_index;
   std::unordered_map<std::string, std::shared_ptr<PoolEntry>> m_pools;
+  std::unordered_map<std::string, std::vector<std::weak_ptr<WeightPack>>> m_packs;
 };
 
 void appendBytes(std::string& key, const void* p, std::size_t n) {
@@ -234,7 +283,8 @@ bool winogradPays(const torch::Tensor& x, const torch::Tensor& weight) {
   return (reuse >= 128.0 && pixels >= 14.0 * 14.0) || (reuse >= 32.0 && pixels >= 48.0 * 48.0);
 }
 
-std::shared_ptr<Entry> build(const torch::Tensor& x,
+std::shared_ptr<Entry> build(const std::string& weightKey,
+                             const torch::Tensor& x,
                              const torch::Tensor& weight,
                              const torch::Tensor& bias,
                              c10::IntArrayRef stride,
@@ -316,10 +366,16 @@ std::shared_ptr<Entry> build(const torch::Tensor& x,
         entry->winograd = true;
         entry->blockedSrc = pd.src_desc();
         entry->blockedDst = pd.dst_desc();
-        entry->toBlocked = dnnl::reorder(
-            dnnl::reorder::primitive_desc(engine, entry->src, engine, entry->blockedSrc));
-        entry->fromBlocked = dnnl::reorder(
-            dnnl::reorder::primitive_desc(engine, entry->blockedDst, engine, entry->dst));
+        dnnl::primitive_attr reorderAttr;
+        reorderAttr.set_scratchpad_mode(dnnl::scratchpad_mode::user); // per call, thread-safe
+        const dnnl::reorder::primitive_desc to(
+            engine, entry->src, engine, entry->blockedSrc, reorderAttr);
+        const dnnl::reorder::primitive_desc from(
+            engine, entry->blockedDst, engine, entry->dst, reorderAttr);
+        entry->toBlocked = dnnl::reorder(to);
+        entry->fromBlocked = dnnl::reorder(from);
+        entry->toBlockedScratchpad = to.scratchpad_desc();
+        entry->fromBlockedScratchpad = from.scratchpad_desc();
       }
     }
     if (!entry->winograd) {
@@ -331,24 +387,28 @@ std::shared_ptr<Entry> build(const torch::Tensor& x,
     }
     entry->conv = dnnl::convolution_forward(pd);
     entry->scratchpad = pd.scratchpad_desc();
-    // The weights, once, in the kernel's layout.
-    // From plain OIHW / OIDHW: oneDNN's re-layout into the Winograd format takes no other.
-    const auto w = weight.contiguous();
-    memory user(describe(w), engine, w.data_ptr());
-    entry->weights = memory(pd.weights_desc(), engine);
-    dnnl::stream stream(engine);
-    dnnl::reorder(user, entry->weights).execute(stream, user, entry->weights);
-    stream.wait();
+    // The weights, once per kernel layout, shared by every input shape that wants that layout.
+    entry->weights = Cache::instance().pack(weightKey, pd.weights_desc(), [&] {
+      auto pack = std::make_shared<WeightPack>();
+      pack->desc = pd.weights_desc();
+      // From plain OIHW / OIDHW: oneDNN's re-layout into the Winograd format takes no other.
+      const auto w = weight.contiguous();
+      memory user(describe(w), engine, w.data_ptr());
+      pack->packed = memory(pack->desc, engine);
+      dnnl::stream stream(engine);
+      dnnl::reorder(user, pack->packed).execute(stream, user, pack->packed);
+      stream.wait();
+      pack->held.push_back(weight.storage());
+      pack->bytes = static_cast<std::int64_t>(pack->desc.get_size() + weight.storage().nbytes());
+      gPackBytes += pack->bytes;
+      return pack;
+    });
     if (bias.defined()) {
       entry->biasHeld = bias.contiguous();
       entry->bias = memory(biasDesc, engine, entry->biasHeld.data_ptr());
     }
   } catch (const dnnl::error&) {
     return nullptr;
-  }
-  entry->held.push_back(weight.storage());
-  if (bias.defined()) {
-    entry->held.push_back(bias.storage());
   }
   ++gBuilt;
   return entry;
@@ -375,14 +435,26 @@ torch::Tensor directConvolution(const torch::Tensor& input,
       input.storage_offset() < 0 || !channelsLast(input)) {
     return {};
   }
+  const auto spatial = static_cast<std::size_t>(input.dim() - 2);
+  if (stride.size() != spatial || padding.size() != spatial || dilation.size() != spatial ||
+      (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0)))) {
+    return {};
+  }
+  for (std::size_t d = 0; d < spatial; ++d) {
+    if (stride[d] < 1 || dilation[d] < 1 || padding[d] < 0) {
+      return {};
+    }
+  }
   // oneDNN's optimised kernels take compact channels-last tensors only (a channel slice of a
   // wider buffer goes to its reference kernel): compact it, as LibTorch would.
   const auto x = input.contiguous(input.dim() == 4 ? torch::MemoryFormat::ChannelsLast
                                                    : torch::MemoryFormat::ChannelsLast3d);
+  std::string weightKey;
+  appendTensor(weightKey, weight);
   std::string key;
   key.reserve(256);
   key.push_back(static_cast<char>(x.scalar_type()));
-  appendTensor(key, weight);
+  key += weightKey;
   appendTensor(key, bias);
   appendInts(key, x.sizes());
   appendInts(key, x.strides());
@@ -395,7 +467,11 @@ torch::Tensor directConvolution(const torch::Tensor& input,
   auto& cache = Cache::instance();
   auto entry = cache.find(key);
   if (!entry) {
-    entry = build(x, weight, bias, stride, padding, dilation, relu);
+    try {
+      entry = build(weightKey, x, weight, bias, stride, padding, dilation, relu);
+    } catch (const dnnl::error&) {
+      entry = nullptr;
+    }
     if (!entry) {
       entry = std::make_shared<Entry>();
       entry->usable = false;
@@ -409,35 +485,53 @@ torch::Tensor directConvolution(const torch::Tensor& input,
   auto out = torch::empty(entry->outSizes, x.options().memory_format(entry->format));
   auto& engine = cache.engine();
   auto& stream = threadStream(engine);
-  const auto scratch = torch::empty({static_cast<std::int64_t>(entry->scratchpad.get_size()) + 1},
-                                    x.options().dtype(torch::kByte));
-  memory scratchpad(entry->scratchpad, engine, scratch.data_ptr());
-  memory src(entry->src, engine, const_cast<void*>(x.data_ptr()));
-  memory dst(entry->dst, engine, out.data_ptr());
-  std::unordered_map<int, memory> args{{DNNL_ARG_WEIGHTS, entry->weights},
-                                       {DNNL_ARG_SCRATCHPAD, scratchpad}};
-  if (bias.defined()) {
-    args.emplace(DNNL_ARG_BIAS, entry->bias);
+  // Scratchpads per call (user mode): the primitives are shared by every thread.
+  const auto buffer = [&x](const memory::desc& desc) {
+    return torch::empty({static_cast<std::int64_t>(desc.get_size()) + 1},
+                        x.options().dtype(torch::kByte));
+  };
+  try {
+    const auto scratch = buffer(entry->scratchpad);
+    memory scratchpad(entry->scratchpad, engine, scratch.data_ptr());
+    memory src(entry->src, engine, const_cast<void*>(x.data_ptr()));
+    memory dst(entry->dst, engine, out.data_ptr());
+    std::unordered_map<int, memory> args{{DNNL_ARG_WEIGHTS, entry->weights->packed},
+                                         {DNNL_ARG_SCRATCHPAD, scratchpad}};
+    if (bias.defined()) {
+      args.emplace(DNNL_ARG_BIAS, entry->bias);
+    }
+    if (entry->winograd) {
+      const auto blockedIn = buffer(entry->blockedSrc);
+      const auto blockedOut = buffer(entry->blockedDst);
+      const auto toScratch = buffer(entry->toBlockedScratchpad);
+      const auto fromScratch = buffer(entry->fromBlockedScratchpad);
+      memory bSrc(entry->blockedSrc, engine, blockedIn.data_ptr());
+      memory bDst(entry->blockedDst, engine, blockedOut.data_ptr());
+      entry->toBlocked.execute(
+          stream,
+          {{DNNL_ARG_FROM, src},
+           {DNNL_ARG_TO, bSrc},
+           {DNNL_ARG_SCRATCHPAD,
+            memory(entry->toBlockedScratchpad, engine, toScratch.data_ptr())}});
+      args.emplace(DNNL_ARG_SRC, bSrc);
+      args.emplace(DNNL_ARG_DST, bDst);
+      entry->conv.execute(stream, args);
+      entry->fromBlocked.execute(
+          stream,
+          {{DNNL_ARG_FROM, bDst},
+           {DNNL_ARG_TO, dst},
+           {DNNL_ARG_SCRATCHPAD,
+            memory(entry->fromBlockedScratchpad, engine, fromScratch.data_ptr())}});
+      ++gWinogradCalls;
+    } else {
+      args.emplace(DNNL_ARG_SRC, src);
+      args.emplace(DNNL_ARG_DST, dst);
+      entry->conv.execute(stream, args);
+    }
+    stream.wait();
+  } catch (const dnnl::error&) {
+    return {}; // LibTorch computes it
   }
-  if (entry->winograd) {
-    const auto blockedIn = torch::empty(
-        {static_cast<std::int64_t>(entry->blockedSrc.get_size() / sizeof(float))}, x.options());
-    const auto blockedOut = torch::empty(
-        {static_cast<std::int64_t>(entry->blockedDst.get_size() / sizeof(float))}, x.options());
-    memory bSrc(entry->blockedSrc, engine, blockedIn.data_ptr());
-    memory bDst(entry->blockedDst, engine, blockedOut.data_ptr());
-    entry->toBlocked.execute(stream, src, bSrc);
-    args.emplace(DNNL_ARG_SRC, bSrc);
-    args.emplace(DNNL_ARG_DST, bDst);
-    entry->conv.execute(stream, args);
-    entry->fromBlocked.execute(stream, bDst, dst);
-    ++gWinogradCalls;
-  } else {
-    args.emplace(DNNL_ARG_SRC, src);
-    args.emplace(DNNL_ARG_DST, dst);
-    entry->conv.execute(stream, args);
-  }
-  stream.wait();
   ++gCalls;
   return out;
 }
@@ -456,8 +550,11 @@ torch::Tensor directPooling(const torch::Tensor& input,
     return {};
   }
   bool padded = false;
-  for (const auto p : padding) {
-    padded = padded || p != 0;
+  for (std::size_t i = 0; i < padding.size(); ++i) {
+    if (kernel[i] < 1 || stride[i] < 1 || padding[i] < 0 || padding[i] * 2 > kernel[i]) {
+      return {};
+    }
+    padded = padded || padding[i] != 0;
   }
   if (kind == Pooling::Average && padded) {
     return {}; // LibTorch's default counts the padding; not needed by these nets
@@ -484,15 +581,15 @@ torch::Tensor directPooling(const torch::Tensor& input,
     for (std::int64_t d = 0; d < spatial; ++d) {
       const auto i = static_cast<std::size_t>(d);
       const auto out = (x.size(2 + d) + 2 * padding[i] - kernel[i]) / stride[i] + 1;
-      if (out < 1 || kernel[i] < 1 || stride[i] < 1 || padding[i] * 2 > kernel[i]) {
+      if (out < 1) {
         return {};
       }
       entry->outSizes.push_back(out);
     }
     const auto probe = torch::empty(entry->outSizes, x.options().memory_format(entry->format));
-    entry->src = describe(x);
-    entry->dst = describe(probe);
     try {
+      entry->src = describe(x);
+      entry->dst = describe(probe);
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
       const dnnl::pooling_forward::desc desc(dnnl::prop_kind::forward_inference,
@@ -507,25 +604,33 @@ torch::Tensor directPooling(const torch::Tensor& input,
                                              dimsOf(padding));
       const dnnl::pooling_forward::primitive_desc pd(desc, attr, engine, true);
       if (!pd || std::string_view(pd.impl_info_str()).starts_with("ref")) {
-        return {};
+        entry->usable = false; // remembered: not tried again for this shape
+      } else {
+        entry->pool = dnnl::pooling_forward(pd);
+        entry->scratchpad = pd.scratchpad_desc();
       }
-      entry->pool = dnnl::pooling_forward(pd);
-      entry->scratchpad = pd.scratchpad_desc();
     } catch (const dnnl::error&) {
-      return {};
+      entry->usable = false;
     }
     cache.insertPool(key, entry);
+  }
+  if (!entry->usable) {
+    return {};
   }
   auto out = torch::empty(entry->outSizes, x.options().memory_format(entry->format));
   auto& stream = threadStream(engine);
   const auto scratch = torch::empty({static_cast<std::int64_t>(entry->scratchpad.get_size()) + 1},
                                     x.options().dtype(torch::kByte));
-  memory src(entry->src, engine, const_cast<void*>(x.data_ptr()));
-  memory dst(entry->dst, engine, out.data_ptr());
-  memory scratchpad(entry->scratchpad, engine, scratch.data_ptr());
-  entry->pool.execute(
-      stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
-  stream.wait();
+  try {
+    memory src(entry->src, engine, const_cast<void*>(x.data_ptr()));
+    memory dst(entry->dst, engine, out.data_ptr());
+    memory scratchpad(entry->scratchpad, engine, scratch.data_ptr());
+    entry->pool.execute(
+        stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
+    stream.wait();
+  } catch (const dnnl::error&) {
+    return {}; // LibTorch computes it
+  }
   return out;
 }
 

@@ -55,6 +55,7 @@ struct DirectConvolutionStats {
   std::int64_t built = 0;
   std::int64_t calls = 0;
   std::int64_t winogradCalls = 0;
+  std::int64_t weightBytes = 0; ///< re-laid-out weights alive, with the sources they pin
 };
 
 [[nodiscard]] DirectConvolutionStats directConvolutionStats();
