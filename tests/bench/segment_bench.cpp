@@ -9,7 +9,8 @@
 // convolutions instead of the direct oneDNN calls. Paper_*: the paper preset.
 // Counters: <stage>_s seconds, <stage>_GFLOP convolution work, network_of_peak (achieved
 // GFLOP/s over the machine's peak measured in the same run, see peak.hpp) and
-// network_vs_bound (network seconds over GFLOP / peak: 1.0 would be the peak; target <= 1.5).
+// network_vs_bound (network seconds over GFLOP / peak: 1.0 would be the peak; target <= 1.5); bf16
+// rows also network_vs_bf16_bound, against the bfloat16 convolution peak (peak.hpp).
 //   DENSA_BENCH_SLICES=100 build/ci/tests/bench/segment_bench
 #include "densa/app/hdenseunet_segmenter.hpp"
 #include "densa/app/host_allocator.hpp"
@@ -86,6 +87,7 @@ void resetPeakRss() {
 }
 
 double gPeakGflops = 0.0;
+double gPeakGflopsBf16 = 0.0;
 
 void segmentWith(benchmark::State& state,
                  const fs::path& modelFile,
@@ -123,6 +125,13 @@ void segmentWith(benchmark::State& state,
   if (gflop["network"] > 0 && seconds["network"] > 0) {
     state.counters["network_of_peak"] = gflop["network"] / seconds["network"] / gPeakGflops;
     state.counters["network_vs_bound"] = seconds["network"] / (gflop["network"] / gPeakGflops);
+    if (options.precision == "bf16") {
+      // bf16 work against the bf16 peak too (the float bound above flatters it).
+      gPeakGflopsBf16 = std::max(gPeakGflopsBf16, densa::bench::measurePeakGflopsBf16());
+      state.counters["peak_bf16_GFLOPs"] = gPeakGflopsBf16;
+      state.counters["network_vs_bf16_bound"] =
+          seconds["network"] / (gflop["network"] / gPeakGflopsBf16);
+    }
   }
 }
 
