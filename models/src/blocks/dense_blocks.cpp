@@ -55,13 +55,12 @@ torch::Tensor convolveWith(typename NdLayers<Dim>::Conv& conv,
   for (int d = 0; d < Dim; ++d) {
     padding[static_cast<std::size_t>(d)] = weight.size(2 + d) / 2;
   }
-  if (inferenceFastPaths()) {
-    // Channels-last float inference on the CPU: oneDNN called directly (blocks/onednn_conv.hpp).
-    auto y = detail::directConvolution(
-        x, weight, bias, o.stride(), padding, o.dilation(), o.groups(), relu);
-    if (y.defined()) {
-      return y;
-    }
+  // Channels-last inference on the CPU: oneDNN called directly (blocks/onednn_conv.hpp), unless
+  // the fast paths are off.
+  if (auto y = detail::directConvolution(
+          x, weight, bias, o.stride(), padding, o.dilation(), o.groups(), relu);
+      y.defined()) {
+    return y;
   }
   const auto optionalBias =
       bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::optional<torch::Tensor>();
@@ -294,11 +293,8 @@ torch::Tensor TransitionImpl<Dim>::forward(const torch::Tensor& x) {
       m_conv, inferenceMode(*this) ? bnRelu(x, channelAffine(m_norm)) : m_norm(x).relu_());
   const std::vector<std::int64_t> window =
       Dim == 2 ? std::vector<std::int64_t>{2, 2} : std::vector<std::int64_t>{1, 2, 2};
-  if (auto pooled =
-          !inferenceFastPaths()
-              ? torch::Tensor()
-              : detail::directPooling(
-                    y, detail::Pooling::Average, window, window, std::vector<std::int64_t>(Dim, 0));
+  if (auto pooled = detail::directPooling(
+          y, detail::Pooling::Average, window, window, std::vector<std::int64_t>(Dim, 0));
       pooled.defined()) {
     return pooled;
   }

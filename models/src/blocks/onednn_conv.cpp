@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "blocks/onednn_conv.hpp"
 
+#include "densa/models/torch/inference.hpp"
+
 #include <torch/autograd.h>
 
 #include <atomic>
@@ -8,7 +10,9 @@
 #if DENSA_WITH_ONEDNN
 #  include <oneapi/dnnl/dnnl.hpp>
 
+#  include <algorithm>
 #  include <cstring>
+#  include <functional>
 #  include <list>
 #  include <memory>
 #  include <mutex>
@@ -417,7 +421,7 @@ std::shared_ptr<Entry> build(const std::string& weightKey,
 } // namespace
 
 bool directOneDnn() {
-  return gDirect;
+  return gDirect && inferenceFastPaths();
 }
 
 torch::Tensor directConvolution(const torch::Tensor& input,
@@ -428,7 +432,7 @@ torch::Tensor directConvolution(const torch::Tensor& input,
                                 c10::IntArrayRef dilation,
                                 std::int64_t groups,
                                 bool relu) {
-  if (!gDirect || groups != 1 || torch::GradMode::is_enabled() || !input.device().is_cpu() ||
+  if (!directOneDnn() || groups != 1 || torch::GradMode::is_enabled() || !input.device().is_cpu() ||
       !supportedType(input) || weight.scalar_type() != input.scalar_type() ||
       (bias.defined() && !supportedType(bias)) || (input.dim() != 4 && input.dim() != 5) ||
       weight.dim() != input.dim() || weight.size(1) != input.size(1) || input.numel() == 0 ||
@@ -542,7 +546,7 @@ torch::Tensor directPooling(const torch::Tensor& input,
                             c10::IntArrayRef stride,
                             c10::IntArrayRef padding) {
   const auto spatial = input.dim() - 2;
-  if (!gDirect || torch::GradMode::is_enabled() || !input.device().is_cpu() ||
+  if (!directOneDnn() || torch::GradMode::is_enabled() || !input.device().is_cpu() ||
       !supportedType(input) || (input.dim() != 4 && input.dim() != 5) || input.numel() == 0 ||
       !channelsLast(input) || static_cast<std::int64_t>(kernel.size()) != spatial ||
       static_cast<std::int64_t>(stride.size()) != spatial ||

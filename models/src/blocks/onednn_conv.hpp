@@ -16,7 +16,9 @@
 
 namespace densa::models::detail {
 
-/// True when this build calls oneDNN directly and that is switched on (the default).
+/// True when this build calls oneDNN directly and that is switched on: setDirectOneDnn and
+/// setInferenceFastPaths (inference.hpp) both on, the default. When false, directConvolution and
+/// directPooling return undefined tensors.
 [[nodiscard]] bool directOneDnn();
 
 /// Switches the direct oneDNN calls off (LibTorch's own convolutions and poolings) or back on, for

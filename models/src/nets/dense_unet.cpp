@@ -111,8 +111,8 @@ DenseUNetOutput DenseUNetImpl<Dim>::run(const torch::Tensor& x, StageOutputs* st
   // where oneDNN is called directly (blocks/onednn_conv.hpp): LibTorch 1.13's own NDHWC path is
   // the slower one. The logits are returned contiguous (NCHW), the features channels-last strided
   // (same values and sizes; consumers needing raw memory call contiguous()).
-  const bool channelsLast = (Dim == 2 || (detail::directOneDnn() && inferenceFastPaths())) &&
-                            x.device().is_cpu() && !is_training() && !torch::GradMode::is_enabled();
+  const bool channelsLast = (Dim == 2 || detail::directOneDnn()) && x.device().is_cpu() &&
+                            !is_training() && !torch::GradMode::is_enabled();
   const auto layout =
       Dim == 2 ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::ChannelsLast3d;
   std::vector<torch::Tensor> skipSources; // stem, block1, block2, block3
@@ -121,13 +121,11 @@ DenseUNetOutput DenseUNetImpl<Dim>::run(const torch::Tensor& x, StageOutputs* st
       m_conv0, m_norm0, m_fold0, channelsLast ? x.contiguous(layout) : x, inference);
   record("conv1", y);
   skipSources.push_back(y);
-  if (auto pooled = !inferenceFastPaths()
-                        ? torch::Tensor()
-                        : detail::directPooling(y,
-                                                detail::Pooling::Max,
-                                                std::vector<std::int64_t>(Dim, 3),
-                                                std::vector<std::int64_t>(Dim, 2),
-                                                std::vector<std::int64_t>(Dim, 1));
+  if (auto pooled = detail::directPooling(y,
+                                          detail::Pooling::Max,
+                                          std::vector<std::int64_t>(Dim, 3),
+                                          std::vector<std::int64_t>(Dim, 2),
+                                          std::vector<std::int64_t>(Dim, 1));
       pooled.defined()) {
     y = pooled;
   } else if constexpr (Dim == 2) {
