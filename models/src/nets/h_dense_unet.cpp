@@ -112,9 +112,14 @@ torch::Tensor HDenseUNetImpl::fuse(const torch::Tensor& volume,
   // Channels-last 3D features (CPU inference, blocks/onednn_conv.hpp) keep that layout to the end.
   const bool channelsLast = features3d.dim() == 5 && features3d.size(1) > 1 &&
                             features3d.is_contiguous(torch::MemoryFormat::ChannelsLast3d);
-  const auto sum =
-      features3d +
-      (channelsLast ? features2d.contiguous(torch::MemoryFormat::ChannelsLast3d) : features2d);
+  const auto addend =
+      channelsLast ? features2d.contiguous(torch::MemoryFormat::ChannelsLast3d) : features2d;
+  // Inference: the 3D features are this call's own, summed in place (one whole-window map less).
+  const auto sum = inferenceMode(*this) && !features3d.requires_grad() &&
+                           features3d.sizes() == addend.sizes() &&
+                           features3d.scalar_type() == addend.scalar_type()
+                       ? features3d.add_(addend)
+                       : features3d + addend;
   torch::Tensor z;
   if (inferenceMode(*this)) { // dropout is the identity in eval mode
     z = convBnRelu<3>(m_fusionConv, m_fusionNorm, m_foldFusion, sum, true);

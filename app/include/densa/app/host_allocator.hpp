@@ -9,11 +9,14 @@
 namespace densa::app {
 
 /// Installs, once per process, a caching allocator for LibTorch CPU tensors of 1 MiB or more:
-/// freed blocks (up to `maxCachedBytes` in all, largest dropped first) are handed out again for
-/// requests of the same size (rounded up to 64 KiB). Without it every tensor above glibc's 32 MB
-/// mmap limit is a fresh mapping that the kernel page-faults and zeroes, and a 512 x 512 hybrid
-/// window allocates several of ~270 MB: about a third of its time (measured). Call it at
-/// start-up, before the first tensor; the densa CLI and the viewer do.
+/// freed blocks (up to `maxCachedBytes` in all, those released longest ago dropped first) are
+/// handed out again for requests of the same size (rounded up to 64 KiB). Without it every tensor
+/// above glibc's 32 MB mmap limit is a fresh mapping that the kernel page-faults and zeroes, and a
+/// 512 x 512 hybrid window allocates several of ~270 MB: about a third of its time (measured). Call
+/// it at start-up, before the first tensor; the densa CLI and the viewer do.
 void installHostTensorCache(std::size_t maxCachedBytes = std::size_t{1} << 30);
+
+/// Bytes of freed blocks the cache holds now (0 before installHostTensorCache).
+[[nodiscard]] std::size_t hostTensorCacheBytes();
 
 } // namespace densa::app
