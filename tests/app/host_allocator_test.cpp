@@ -30,7 +30,7 @@ TEST(HostTensorCache, ReusesFreedBlocksOfTheSameSize) {
   EXPECT_EQ(small.sum().item<std::int64_t>(), 45);
 }
 
-// Over the limit (1 GiB by default), the blocks released longest ago go first: the nets allocate
+// Over the limit (1.5 GiB by default), the blocks released longest ago go first: the nets allocate
 // the same sizes in the same order window after window, so the newest are the next wanted. The
 // blocks are never touched: untouched pages cost no memory.
 TEST(HostTensorCache, DropsTheBlocksReleasedLongestAgo) {
@@ -39,17 +39,17 @@ TEST(HostTensorCache, DropsTheBlocksReleasedLongestAgo) {
   const auto bytes = [](std::int64_t n) {
     return torch::empty({n}, torch::kByte);
   };
-  auto small = bytes(100 * kMiB);
-  auto large = bytes(600 * kMiB);
-  auto medium = bytes(400 * kMiB);
+  auto small = bytes(200 * kMiB);
+  auto large = bytes(900 * kMiB);
+  auto medium = bytes(600 * kMiB);
   const void* largeAddress = large.data_ptr();
   small = torch::Tensor(); // oldest: whatever earlier tests left is older still
   large = torch::Tensor();
-  medium = torch::Tensor(); // 1100 MiB released: the 100 MiB block (and older ones) must go
-  EXPECT_EQ(hostTensorCacheBytes(), static_cast<std::size_t>(1000 * kMiB));
-  const auto again = bytes(600 * kMiB);
-  EXPECT_EQ(again.data_ptr(), largeAddress) << "the 600 MiB block should still be cached";
-  EXPECT_EQ(hostTensorCacheBytes(), static_cast<std::size_t>(400 * kMiB));
+  medium = torch::Tensor(); // 1700 MiB released: the 200 MiB block (and older ones) must go
+  EXPECT_EQ(hostTensorCacheBytes(), static_cast<std::size_t>(1500 * kMiB));
+  const auto again = bytes(900 * kMiB);
+  EXPECT_EQ(again.data_ptr(), largeAddress) << "the 900 MiB block should still be cached";
+  EXPECT_EQ(hostTensorCacheBytes(), static_cast<std::size_t>(600 * kMiB));
 }
 
 } // namespace

@@ -129,6 +129,65 @@ TEST(DirectConvolution, WinogradForWide3x3LayersAgreesWithTheDirectKernel) {
   EXPECT_LT(relativeError(direct, expected), 1e-5);
 }
 
+// Wide 3x3x3 layers on large slices (the 3D decoder's last layer and the fusion layer) run as a
+// 2D Winograd convolution per kernel plane along depth, summed with the depth neighbours: edge
+// slices (zero padding in depth), bands of rows with their halo rows (one band, and three of
+// which the last is shorter), a batch of two, bias or none, ReLU or none.
+TEST(DirectConvolution, DepthSplitWinogradAgreesWithLibTorchIn3D) {
+  REQUIRE_DIRECT_ONEDNN();
+  torch::manual_seed(5);
+  torch::NoGradGuard noGrad;
+
+  struct Case {
+    std::vector<std::int64_t> input;
+    std::int64_t outChannels;
+    bool bias;
+    bool relu;
+    std::int64_t bandBytes;
+  };
+
+  constexpr std::int64_t kDefaultBand = std::int64_t{32} << 20; // one band for 64x64 slices
+  // 5 slices x 3*48 planes x 72 columns x 4 bytes = 207 KiB per row: 12-row bands of 68 rows are
+  // 6 bands, the last of 8 rows.
+  const std::vector<Case> cases = {{{1, 32, 4, 64, 64}, 32, true, true, kDefaultBand},
+                                   {{2, 32, 5, 68, 72}, 48, false, false, 12 * 207360},
+                                   {{1, 48, 8, 66, 64}, 32, true, false, 40 * 8 * 96 * 64 * 4}};
+  for (const auto& c : cases) {
+    detail::setDepthWinogradBandBytes(c.bandBytes);
+    const auto x = torch::randn(c.input).contiguous(torch::MemoryFormat::ChannelsLast3d);
+    const auto w = torch::randn({c.outChannels, c.input[1], 3, 3, 3}) * 0.05;
+    const auto b = c.bias ? torch::randn({c.outChannels}) : torch::Tensor();
+    const auto expected = reference(x, w, b, 1, c.relu);
+    const auto before = detail::directConvolutionStats();
+    const auto y = directConvolution(x, w, b, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1, c.relu);
+    detail::setDepthWinogradBandBytes(kDefaultBand);
+    ASSERT_TRUE(y.defined()) << "input " << x.sizes();
+    if (detail::directConvolutionStats().depthWinogradCalls == before.depthWinogradCalls) {
+      GTEST_SKIP() << "oneDNN has no float Winograd kernel for this CPU (it has one for AVX-512)";
+    }
+    EXPECT_TRUE(y.is_contiguous(torch::MemoryFormat::ChannelsLast3d));
+    ASSERT_EQ(y.sizes(), expected.sizes());
+    EXPECT_LT(relativeError(y, expected), 1e-4) << "input " << x.sizes();
+    if (c.relu) {
+      EXPECT_GE(y.min().item<float>(), 0.0F);
+    }
+  }
+  // Off with the Winograd switch; a narrow (16-channel) layer never takes it.
+  const auto x = torch::randn({1, 32, 4, 64, 64}).contiguous(torch::MemoryFormat::ChannelsLast3d);
+  const auto w = torch::randn({32, 32, 3, 3, 3}) * 0.05;
+  const auto narrow = torch::randn({16, 32, 3, 3, 3}) * 0.05;
+  const auto before = detail::directConvolutionStats();
+  detail::setDirectWinograd(false);
+  const auto direct = directConvolution(x, w, {}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1, false);
+  detail::setDirectWinograd(true);
+  const auto narrowOut =
+      directConvolution(x, narrow, {}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1, false);
+  ASSERT_TRUE(direct.defined() && narrowOut.defined());
+  EXPECT_EQ(detail::directConvolutionStats().depthWinogradCalls, before.depthWinogradCalls);
+  EXPECT_LT(relativeError(direct, reference(x, w, {}, 1, false)), 1e-5);
+  EXPECT_LT(relativeError(narrowOut, reference(x, narrow, {}, 1, false)), 1e-5);
+}
+
 TEST(DirectConvolution, RelaidOutWeightsFollowInPlaceUpdatesAndNewTensors) {
   REQUIRE_DIRECT_ONEDNN();
   torch::manual_seed(4);

@@ -6,7 +6,8 @@
 // only runs the direct algorithm, and sends channels-last 3D inputs to a slower path. Called
 // directly, oneDNN keeps each weight in the layout its kernel wants (once per weight version),
 // fuses the ReLU, runs channels-last 2D and 3D tensors without re-layout, and runs wide 3x3 2D
-// convolutions with its Winograd F(4x4, 3x3) kernel. Built only where LibTorch itself links the
+// convolutions (and, per kernel plane along depth, wide 3x3x3 ones) with its Winograd F(4x4, 3x3)
+// kernel. Built only where LibTorch itself links the
 // system oneDNN (Debian's libtorch-dev: DENSA_WITH_ONEDNN); elsewhere, and for anything this path
 // does not take, callers fall back to LibTorch.
 
@@ -57,12 +58,21 @@ struct DirectConvolutionStats {
   std::int64_t built = 0;
   std::int64_t calls = 0;
   std::int64_t winogradCalls = 0;
-  std::int64_t weightBytes = 0; ///< re-laid-out weights alive, with the sources they pin
+  std::int64_t weightBytes = 0;        ///< re-laid-out weights alive, with the sources they pin
+  std::int64_t depthWinogradCalls = 0; ///< 3x3x3 layers run as depth-split 2D Winograd
 };
 
 [[nodiscard]] DirectConvolutionStats directConvolutionStats();
 
-/// Switches the Winograd kernel off (on by default) for the whole process; tests compare both.
+/// Switches the Winograd kernels off (on by default) for the whole process; tests compare both.
+/// Wide 3x3 2D layers run oneDNN's Winograd F(4x4, 3x3) kernel. Wide 3x3x3 layers on large slices
+/// run it per kernel plane along depth: the three planes stacked as output channels of one 2D
+/// convolution over the slices, each output slice then summed from its depth neighbours' planes,
+/// in bands of rows that keep the stacked planes near setDepthWinogradBandBytes (32 MiB).
 void setDirectWinograd(bool on);
+
+/// The stacked-plane bytes per band of the depth-split Winograd path (tests use small bands);
+/// primitives built afterwards follow it.
+void setDepthWinogradBandBytes(std::int64_t bytes);
 
 } // namespace densa::models::detail

@@ -14,7 +14,7 @@ namespace densa::app {
 /// above glibc's 32 MB mmap limit is a fresh mapping that the kernel page-faults and zeroes, and a
 /// 512 x 512 hybrid window allocates several of ~270 MB: about a third of its time (measured). Call
 /// it at start-up, before the first tensor; the densa CLI and the viewer do.
-void installHostTensorCache(std::size_t maxCachedBytes = std::size_t{1} << 30);
+void installHostTensorCache(std::size_t maxCachedBytes = std::size_t{3} << 29); // 1.5 GiB
 
 /// Bytes of freed blocks the cache holds now (0 before installHostTensorCache).
 [[nodiscard]] std::size_t hostTensorCacheBytes();
