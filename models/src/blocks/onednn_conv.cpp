@@ -712,9 +712,11 @@ torch::Tensor directConvolution(const torch::Tensor& input,
   auto& engine = cache.engine();
   auto& stream = threadStream(engine);
   // Scratchpads per call (user mode): the primitives are shared by every thread.
-  const auto buffer = [&x](const memory::desc& desc) {
-    return torch::empty({static_cast<std::int64_t>(desc.get_size()) + 1},
-                        x.options().dtype(torch::kByte));
+  const auto bytes = [&x](std::size_t n) {
+    return torch::empty({static_cast<std::int64_t>(n) + 1}, x.options().dtype(torch::kByte));
+  };
+  const auto buffer = [&bytes](const memory::desc& desc) {
+    return bytes(desc.get_size());
   };
   try {
     const auto scratch = buffer(entry->scratchpad);
@@ -739,9 +741,6 @@ torch::Tensor directConvolution(const torch::Tensor& input,
         scratchBytes = std::max(scratchBytes, k.scratchpad.get_size());
         reorderBytes = std::max(reorderBytes, k.toBlockedScratchpad.get_size());
       }
-      const auto bytes = [&x](std::size_t n) {
-        return torch::empty({static_cast<std::int64_t>(n) + 1}, x.options().dtype(torch::kByte));
-      };
       const auto blockedIn = bytes(srcBytes);
       const auto blockedOut = bytes(dstBytes);
       const auto convScratch = bytes(scratchBytes);
