@@ -4,7 +4,6 @@
 #include "densa/app/adsl.hpp"
 #include "densa/app/commands.hpp"
 #include "densa/app/exit_codes.hpp"
-#include "densa/app/host_allocator.hpp"
 #include "densa/app/pretrain.hpp"
 #include "densa/app/train.hpp"
 #include "densa/core/error.hpp"
@@ -371,7 +370,7 @@ int runCli(int argc, char** argv) {
   }
 
   try {
-    installHostTensorCache();
+    models::installHostTensorCache();
     models::setThreads(threads);
     if (showVersion) {
       std::cout << versionText();

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "densa/gui/viewer.hpp"
 
-#include "densa/app/host_allocator.hpp"
 #include "densa/gui/about.hpp"
 #include "densa/gui/main_window.hpp"
 #include "densa/gui/vtk_gl_widget.hpp"
@@ -105,7 +104,7 @@ int runViewer(int argc, char** argv) {
                      sizeOpt});
   parser.process(app);
 
-  app::installHostTensorCache();
+  models::installHostTensorCache();
   const int threads = models::setThreads(parser.value(threadsOpt).toInt());
   (void)threads;
   const bool scripted = parser.isSet(screenshotOpt);

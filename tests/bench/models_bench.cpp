@@ -375,6 +375,7 @@ void registerAll() {
 } // namespace
 
 int main(int argc, char** argv) {
+  installHostTensorCache(); // as the densa CLI and viewer do: the figures are what densa runs
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--device=", 9) == 0) {

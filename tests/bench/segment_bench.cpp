@@ -13,7 +13,6 @@
 // rows also network_vs_bf16_bound, against the bfloat16 convolution peak (peak.hpp).
 //   DENSA_BENCH_SLICES=100 build/ci/tests/bench/segment_bench
 #include "densa/app/hdenseunet_segmenter.hpp"
-#include "densa/app/host_allocator.hpp"
 #include "densa/app/phantom.hpp"
 #include "densa/io/image_file.hpp"
 #include "densa/models/model_card.hpp"
@@ -235,7 +234,7 @@ BENCHMARK(BM_Segment_Paper_Hybrid_Reuse2d)->Unit(benchmark::kSecond)->UseRealTim
 } // namespace
 
 int main(int argc, char** argv) {
-  app::installHostTensorCache(); // as the densa CLI and viewer do
+  models::installHostTensorCache(); // as the densa CLI and viewer do
   benchmark::Initialize(&argc, argv);
   models::setThreads(0);
   gPeakGflops = densa::bench::measurePeakGflops(torch::kCPU);

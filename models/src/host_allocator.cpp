@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "densa/app/host_allocator.hpp"
+#include "densa/models/runtime.hpp"
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <list>
 #include <map>
 #include <mutex>
@@ -13,7 +15,7 @@
 #include <unordered_map>
 #include <utility>
 
-namespace densa::app {
+namespace densa::models {
 namespace {
 
 constexpr std::size_t kMinCached = std::size_t{1} << 20; // smaller blocks: glibc's heap is fine
@@ -27,7 +29,29 @@ public:
   explicit CachingHostAllocator(std::size_t limit)
       : m_limit(limit) {}
 
+  // LibTorch 2.3 made allocate() non-const and added copy_data().
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  c10::DataPtr allocate(std::size_t n) override {
+    return allocateBlock(n);
+  }
+
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    std::memcpy(dest, src, count);
+  }
+#else
   c10::DataPtr allocate(std::size_t n) const override {
+    return allocateBlock(n);
+  }
+#endif
+
+  [[nodiscard]] c10::DeleterFnPtr raw_deleter() const override {
+    return &CachingHostAllocator::release;
+  }
+
+  static void release(void* data);
+
+private:
+  c10::DataPtr allocateBlock(std::size_t n) const {
     void* data = nullptr;
     if (n < kMinCached) {
       if (posix_memalign(&data, kAlignment, std::max<std::size_t>(n, 1)) != 0) {
@@ -47,13 +71,6 @@ public:
     return {data, data, &CachingHostAllocator::release, c10::Device(c10::kCPU)};
   }
 
-  [[nodiscard]] c10::DeleterFnPtr raw_deleter() const override {
-    return &CachingHostAllocator::release;
-  }
-
-  static void release(void* data);
-
-private:
   void* take(std::size_t size) const {
     const std::lock_guard<std::mutex> lock(m_mutex);
     const auto it = m_free.find(size);
@@ -142,4 +159,4 @@ void installHostTensorCache(std::size_t maxCachedBytes) {
   });
 }
 
-} // namespace densa::app
+} // namespace densa::models

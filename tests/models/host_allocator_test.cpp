@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "densa/app/host_allocator.hpp"
+#include "densa/models/runtime.hpp"
 
 #include <gtest/gtest.h>
 #include <torch/types.h>
 
-namespace densa::app {
+namespace densa::models {
 namespace {
 
 // Large CPU tensors reuse freed blocks of the same size; everything else behaves as before.
@@ -53,4 +53,4 @@ TEST(HostTensorCache, DropsTheBlocksReleasedLongestAgo) {
 }
 
 } // namespace
-} // namespace densa::app
+} // namespace densa::models
