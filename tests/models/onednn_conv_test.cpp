@@ -268,6 +268,58 @@ TEST(DirectConvolution, RunsBfloat16WhereTheCpuHasAKernelForIt) {
   EXPECT_LT(relativeError(y.to(torch::kFloat), reference(x, w, b, 1, true)), 2e-2);
 }
 
+// Narrow bfloat16 3D layers (the 3D stem) run as one 2D convolution with the kernel's depth folded
+// into channels: edge slices (zero padding in depth), strides, a batch of 2, bias and ReLU or not.
+TEST(DirectConvolution, FoldsTheDepthOfNarrowBfloat16LayersIntoChannels) {
+  REQUIRE_DIRECT_ONEDNN();
+  torch::manual_seed(8);
+  torch::NoGradGuard noGrad;
+
+  struct Case {
+    std::vector<std::int64_t> input;
+    std::int64_t kernel;
+    std::int64_t stride;
+    bool bias;
+    bool relu;
+  };
+
+  for (const auto& c : std::vector<Case>{{{1, 4, 8, 24, 20}, 7, 2, true, true},   // the stem
+                                         {{2, 4, 9, 17, 15}, 7, 2, false, false}, // odd sizes
+                                         {{1, 3, 5, 16, 16}, 3, 1, true, false},
+                                         {{2, 2, 6, 12, 14}, 5, 1, false, true}}) {
+    SCOPED_TRACE(c.kernel * 10 + c.stride);
+    const auto x =
+        torch::randn(c.input).to(torch::kBFloat16).contiguous(torch::MemoryFormat::ChannelsLast3d);
+    const auto k = c.kernel;
+    const auto w = (torch::randn({16, c.input[1], k, k, k}) * 0.1).to(torch::kBFloat16);
+    const auto b = c.bias ? torch::randn({16}) : torch::Tensor();
+    const auto before = detail::directConvolutionStats();
+    const auto y = directConvolution(
+        x, w, b, {c.stride, c.stride, c.stride}, {k / 2, k / 2, k / 2}, {1, 1, 1}, 1, c.relu);
+    if (!y.defined()) {
+      GTEST_SKIP() << "oneDNN has no optimised bfloat16 convolution for this CPU";
+    }
+    EXPECT_EQ(detail::directConvolutionStats().depthFoldCalls, before.depthFoldCalls + 1);
+    const auto expected = reference(x.to(torch::kFloat), w.to(torch::kFloat), b, c.stride, c.relu);
+    ASSERT_EQ(y.sizes(), expected.sizes());
+    EXPECT_TRUE(y.is_contiguous(torch::MemoryFormat::ChannelsLast3d));
+    EXPECT_LT(relativeError(y.to(torch::kFloat), expected), 2e-2);
+  }
+  // Float and wide inputs keep the 3D kernel.
+  const auto before = detail::directConvolutionStats();
+  const auto xf = torch::randn({1, 4, 8, 16, 16}).contiguous(torch::MemoryFormat::ChannelsLast3d);
+  const auto wf = torch::randn({16, 4, 7, 7, 7}) * 0.1;
+  const auto yf = directConvolution(xf, wf, {}, {2, 2, 2}, {3, 3, 3}, {1, 1, 1}, 1, false);
+  ASSERT_TRUE(yf.defined());
+  EXPECT_LT(relativeError(yf, reference(xf, wf, {}, 2, false)), 1e-4);
+  const auto xw = torch::randn({1, 32, 4, 16, 16})
+                      .to(torch::kBFloat16)
+                      .contiguous(torch::MemoryFormat::ChannelsLast3d);
+  const auto ww = (torch::randn({16, 32, 3, 3, 3}) * 0.1).to(torch::kBFloat16);
+  (void)directConvolution(xw, ww, {}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1, false);
+  EXPECT_EQ(detail::directConvolutionStats().depthFoldCalls, before.depthFoldCalls);
+}
+
 TEST(DirectPooling, MatchesLibTorchMaxAndAveragePoolingIn2DAnd3D) {
   REQUIRE_DIRECT_ONEDNN();
   torch::manual_seed(5);

@@ -60,6 +60,7 @@ struct DirectConvolutionStats {
   std::int64_t winogradCalls = 0;
   std::int64_t weightBytes = 0;        ///< re-laid-out weights alive, with the sources they pin
   std::int64_t depthWinogradCalls = 0; ///< 3x3x3 layers run as depth-split 2D Winograd
+  std::int64_t depthFoldCalls = 0; ///< narrow bf16 3D layers run with depth folded into channels
 };
 
 [[nodiscard]] DirectConvolutionStats directConvolutionStats();
