@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <torch/utils.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -162,6 +163,20 @@ TEST(Inference, BnReluHandlesPlanarChannelsLastAndOtherLayouts) {
                            affine.shift.view({1, 6, 1, 1, 1}))
                               .relu();
   EXPECT_TRUE(torch::allclose(bnRelu(planar3d.narrow(1, 0, 6), affine), expected3d));
+  // bfloat16 (`--precision bf16`), planar and channels-last: computed in float, rounded once.
+  for (const auto& x : {planar.narrow(1, 0, 6), cl.narrow(1, 0, 6)}) {
+    const auto xb = x.to(torch::kBFloat16);
+    const auto yb = bnRelu(xb, affine);
+    EXPECT_EQ(yb.scalar_type(), torch::kBFloat16);
+    EXPECT_EQ(yb.suggest_memory_format(), xb.suggest_memory_format());
+    const auto exact = expected(xb.to(torch::kFloat));
+    EXPECT_TRUE(torch::equal(yb, exact.to(torch::kBFloat16)));
+  }
+  // NaN stays NaN, in both types.
+  auto withNan = torch::randn({1, 6, 2, 2});
+  withNan[0][1][1][0] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(bnRelu(withNan, affine)[0][1][1][0].isnan().item<bool>());
+  EXPECT_TRUE(bnRelu(withNan.to(torch::kBFloat16), affine)[0][1][1][0].isnan().item<bool>());
 }
 
 TEST(Inference, UpsampleAddEqualsUpsampleThenAdd) {
