@@ -4,6 +4,7 @@
 #include "blocks/onednn_conv.hpp"
 
 #include "densa/models/model_options.hpp"
+#include "densa/models/torch/blocks.hpp"
 #include "densa/models/torch/h_dense_unet.hpp"
 #include "densa/models/torch/inference.hpp"
 
@@ -12,6 +13,7 @@
 #include <torch/nn/functional/pooling.h>
 #include <torch/utils.h>
 
+#include <string>
 #include <vector>
 
 namespace densa::models {
@@ -318,6 +320,82 @@ TEST(DirectConvolution, FoldsTheDepthOfNarrowBfloat16LayersIntoChannels) {
   const auto ww = (torch::randn({16, 32, 3, 3, 3}) * 0.1).to(torch::kBFloat16);
   (void)directConvolution(xw, ww, {}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1, false);
   EXPECT_EQ(detail::directConvolutionStats().depthFoldCalls, before.depthFoldCalls);
+}
+
+TEST(DirectConvolution, PadsEachSideApart) {
+  REQUIRE_DIRECT_ONEDNN();
+  torch::manual_seed(9);
+  torch::NoGradGuard noGrad;
+  const auto x2 = torch::randn({2, 8, 9, 7}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto w2 = torch::randn({16, 8, 2, 3}) * 0.1;
+  const auto b = torch::randn({16});
+  const auto y2 = detail::directConvolutionPadded(x2, w2, b, {1, 1}, {1, 0}, {0, 2}, true);
+  ASSERT_TRUE(y2.defined());
+  // constant_pad_nd takes the last dimension first: (W begin, W end, H begin, H end).
+  const auto expected2 =
+      torch::conv2d(torch::constant_pad_nd(x2.contiguous(), {0, 2, 1, 0}), w2, b).relu();
+  EXPECT_LT(relativeError(y2, expected2), 1e-5);
+  const auto x3 = torch::randn({1, 8, 4, 6, 5}).contiguous(torch::MemoryFormat::ChannelsLast3d);
+  const auto w3 = torch::randn({16, 8, 3, 2, 2}) * 0.1;
+  const auto y3 =
+      detail::directConvolutionPadded(x3, w3, {}, {1, 1, 1}, {1, 0, 1}, {1, 1, 0}, false);
+  ASSERT_TRUE(y3.defined());
+  const auto expected3 =
+      torch::conv3d(torch::constant_pad_nd(x3.contiguous(), {1, 0, 0, 1, 1, 1}), w3);
+  EXPECT_LT(relativeError(y3, expected3), 1e-5);
+}
+
+// A decoder block without a skip (nearest x2 up-sampling, 3x3(x3) convolution, BN, ReLU) runs
+// its convolution on the low-resolution input, one per output parity: the same output as the
+// plain modules on the up-sampled tensor.
+TEST(DirectConvolution, UpBlockConvolvesTheLowResolutionInputPerParity) {
+  REQUIRE_DIRECT_ONEDNN();
+  torch::manual_seed(10);
+  torch::NoGradGuard noGrad;
+  const auto randomise = [](torch::nn::Module& block) {
+    for (auto& p : block.named_parameters()) {
+      p.value().copy_(torch::randn_like(p.value()) * 0.2 +
+                      (p.key().find("norm.weight") != std::string::npos ? 1.0 : 0.0));
+    }
+    for (auto& b : block.named_buffers()) {
+      if (b.key().find("running_mean") != std::string::npos) {
+        b.value().copy_(torch::randn_like(b.value()) * 0.1);
+      } else if (b.key().find("running_var") != std::string::npos) {
+        b.value().copy_(torch::rand_like(b.value()) + 0.5);
+      }
+    }
+    block.eval();
+  };
+  const auto check = [](auto& block, const torch::Tensor& x, std::int64_t parities) {
+    const auto before = detail::directConvolutionStats().calls;
+    const auto fast = block(x);
+    EXPECT_EQ(detail::directConvolutionStats().calls - before, parities);
+    setInferenceFastPaths(false);
+    const auto plain = block(x.contiguous());
+    setInferenceFastPaths(true);
+    ASSERT_EQ(fast.sizes(), plain.sizes());
+    EXPECT_LT(relativeError(fast, plain), 1e-5);
+    // bfloat16 (`--precision bf16`): the same block, rounded activations and weights.
+    block->to(torch::kBFloat16);
+    const auto bf16 = block(x.to(torch::kBFloat16));
+    block->to(torch::kFloat);
+    EXPECT_EQ(bf16.scalar_type(), torch::kBFloat16);
+    EXPECT_LT(relativeError(bf16.to(torch::kFloat), plain), 3e-2);
+  };
+  UpBlockSettings settings;
+  settings.inChannels = 16;
+  settings.outChannels = 32;
+  UpBlock<2> up2(settings);
+  randomise(*up2);
+  check(up2, torch::randn({2, 16, 6, 5}).contiguous(torch::MemoryFormat::ChannelsLast), 4);
+  for (const int depthScale : {2, 1}) {
+    settings.depthScale = depthScale;
+    UpBlock<3> up3(settings);
+    randomise(*up3);
+    check(up3,
+          torch::randn({1, 16, 3, 6, 5}).contiguous(torch::MemoryFormat::ChannelsLast3d),
+          depthScale == 2 ? 8 : 4);
+  }
 }
 
 TEST(DirectPooling, MatchesLibTorchMaxAndAveragePoolingIn2DAnd3D) {

@@ -5,10 +5,12 @@
 #include "blocks/onednn_conv.hpp"
 
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <torch/nn/functional/upsampling.h>
 #include <torch/nn/init.h>
 #include <torch/utils.h>
 
+#include <cstring>
 #include <string>
 
 namespace densa::models {
@@ -105,6 +107,96 @@ bool channelsLastLayout(const torch::Tensor& x) {
   return x.dim() >= 4 && x.size(1) > 1 && x.stride(1) == 1;
 }
 
+// The conv's weight and bias with the BN folded in (inference).
+template <int Dim>
+std::pair<torch::Tensor, torch::Tensor> foldedConvBn(typename NdLayers<Dim>::Conv& conv,
+                                                     typename NdLayers<Dim>::BatchNorm& bn,
+                                                     FoldedConv& fold,
+                                                     bool channelsLast) {
+  return fold.get(
+      // num_batches_tracked: a train-mode BN forward updates the running statistics in place
+      // without bumping their version counters, but it does increment this one.
+      {conv->weight,
+       conv->bias,
+       bn->weight,
+       bn->bias,
+       bn->running_mean,
+       bn->running_var,
+       bn->num_batches_tracked},
+      channelsLast,
+      [&bn] { return channelAffine(bn); },
+      conv->weight,
+      conv->bias);
+}
+
+// Nearest up-sampling by 2 followed by a 3-tap convolution, along one dimension: output 2i + p
+// reads the up-sampled voxels 2i + p - 1 .. 2i + p + 1, which are input voxels i - 1, i, i (p = 0)
+// or i, i, i + 1 (p = 1). So parity 0 is a 2-tap convolution of the input with taps (w0, w1 + w2)
+// over i - 1, i, and parity 1 one with (w0 + w1, w2) over i, i + 1. Over the dimensions with
+// factor 2 (the others keep their 3 taps): [parities, O, C, kernel...], parities in row-major
+// order of their per-dimension bits (first dimension most significant).
+torch::Tensor parityWeights(const torch::Tensor& weight, const std::vector<std::int64_t>& scale) {
+  std::vector<torch::Tensor> current{weight.to(torch::kFloat)};
+  for (std::size_t d = 0; d < scale.size(); ++d) {
+    if (scale[d] != 2) {
+      continue;
+    }
+    const auto dim = static_cast<std::int64_t>(2 + d);
+    std::vector<torch::Tensor> next;
+    for (const auto& w : current) {
+      const auto w0 = w.narrow(dim, 0, 1);
+      const auto w1 = w.narrow(dim, 1, 1);
+      const auto w2 = w.narrow(dim, 2, 1);
+      next.push_back(torch::cat({w0, w1 + w2}, dim));
+      next.push_back(torch::cat({w0 + w1, w2}, dim));
+    }
+    current = std::move(next);
+  }
+  return torch::stack(current).to(weight.scalar_type());
+}
+
+// y's pixels (channels-last) into out's (channels-last) at offset + scale * index per spatial
+// dimension.
+void scatterPixels(const torch::Tensor& y,
+                   torch::Tensor& out,
+                   const std::vector<std::int64_t>& offset,
+                   const std::vector<std::int64_t>& scale) {
+  const std::int64_t spatial = y.dim() - 2;
+  const std::int64_t last = spatial - 1;
+  const std::int64_t width = y.size(2 + last);
+  std::int64_t rows = y.size(0);
+  for (std::int64_t d = 0; d < last; ++d) {
+    rows *= y.size(2 + d);
+  }
+  const auto element = static_cast<std::size_t>(y.element_size());
+  const auto pixelBytes = static_cast<std::size_t>(y.size(1)) * element;
+  const auto* from = static_cast<const char*>(y.data_ptr());
+  auto* to = static_cast<char*>(out.data_ptr());
+  const auto lastStep = scale[static_cast<std::size_t>(last)] * out.stride(2 + last);
+  const auto lastOffset = offset[static_cast<std::size_t>(last)] * out.stride(2 + last);
+  at::parallel_for(0, rows, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (auto row = begin; row < end; ++row) {
+      std::int64_t rest = row;
+      std::int64_t in = 0;
+      std::int64_t at = lastOffset;
+      for (std::int64_t d = last - 1; d >= 0; --d) {
+        const std::int64_t i = rest % y.size(2 + d);
+        rest /= y.size(2 + d);
+        const auto k = static_cast<std::size_t>(d);
+        in += i * y.stride(2 + d);
+        at += (offset[k] + scale[k] * i) * out.stride(2 + d);
+      }
+      in += rest * y.stride(0);
+      at += rest * out.stride(0);
+      for (std::int64_t w = 0; w < width; ++w) {
+        std::memcpy(to + static_cast<std::size_t>(at + w * lastStep) * element,
+                    from + static_cast<std::size_t>(in + w * y.stride(2 + last)) * element,
+                    pixelBytes);
+      }
+    }
+  });
+}
+
 } // namespace
 
 template <int Dim>
@@ -116,20 +208,7 @@ torch::Tensor convBnRelu(typename NdLayers<Dim>::Conv& conv,
   if (!inference) {
     return bn(convolve<Dim>(conv, x)).relu_();
   }
-  const auto [weight, bias] = fold.get(
-      // num_batches_tracked: a train-mode BN forward updates the running statistics in place
-      // without bumping their version counters, but it does increment this one.
-      {conv->weight,
-       conv->bias,
-       bn->weight,
-       bn->bias,
-       bn->running_mean,
-       bn->running_var,
-       bn->num_batches_tracked},
-      channelsLastLayout(x),
-      [&bn] { return channelAffine(bn); },
-      conv->weight,
-      conv->bias);
+  const auto [weight, bias] = foldedConvBn<Dim>(conv, bn, fold, channelsLastLayout(x));
   return convolveWith<Dim>(conv, x, weight, bias, true);
 }
 
@@ -328,6 +407,63 @@ UpBlockImpl<Dim>::UpBlockImpl(const UpBlockSettings& settings)
   m_norm = register_module("norm", makeNorm<Dim>(settings.outChannels, settings.norm));
 }
 
+// For each output parity (per up-sampled dimension: even or odd output index), one convolution
+// of the low-resolution input with the parity's summed taps (parityWeights), padded on one side
+// only, written into that parity's voxels: 4 (2D) or up to 8 (3D) convolutions with 2-tap
+// kernels instead of one 3-tap kernel at the up-sampled size, 9/4 (2D) to 27/8 (3D x2 in depth)
+// times fewer multiply-adds, and the up-sampled tensor is never made. The BN is folded in, the
+// ReLU fused.
+template <int Dim>
+torch::Tensor UpBlockImpl<Dim>::upsampledConvolution(const torch::Tensor& x,
+                                                     const std::vector<std::int64_t>& scale) {
+  if (m_settings.upsampling != Upsampling::Nearest || !detail::directOneDnn() ||
+      !x.device().is_cpu() || x.dim() != Dim + 2 || !channelsLastLayout(x)) {
+    return {};
+  }
+  const auto [weight, bias] = foldedConvBn<Dim>(m_conv, m_norm, m_fold, true);
+  torch::Tensor parity;
+  {
+    const std::lock_guard<std::mutex> lock(m_parityMutex);
+    if (!m_paritySource.defined() || !m_paritySource.is_same(weight)) {
+      torch::NoGradGuard noGrad;
+      m_parityWeights = parityWeights(weight, scale);
+      m_paritySource = weight;
+    }
+    parity = m_parityWeights;
+  }
+  std::vector<std::int64_t> outSizes{x.size(0), weight.size(0)};
+  for (int d = 0; d < Dim; ++d) {
+    outSizes.push_back(x.size(2 + d) * scale[static_cast<std::size_t>(d)]);
+  }
+  auto out =
+      torch::empty(outSizes,
+                   x.options().memory_format(Dim == 2 ? torch::MemoryFormat::ChannelsLast
+                                                      : torch::MemoryFormat::ChannelsLast3d));
+  const std::vector<std::int64_t> ones(Dim, 1);
+  for (std::int64_t p = 0; p < parity.size(0); ++p) {
+    std::vector<std::int64_t> padBegin(Dim, 1);
+    std::vector<std::int64_t> padEnd(Dim, 1);
+    std::vector<std::int64_t> offset(Dim, 0);
+    std::int64_t bits = p;
+    for (int d = Dim - 1; d >= 0; --d) {
+      const auto k = static_cast<std::size_t>(d);
+      if (scale[k] == 2) {
+        offset[k] = bits & 1;
+        bits >>= 1;
+        padBegin[k] = 1 - offset[k]; // parity 0 reads i - 1, i; parity 1 reads i, i + 1
+        padEnd[k] = offset[k];
+      }
+    }
+    const auto y =
+        detail::directConvolutionPadded(x, parity[p], bias, ones, padBegin, padEnd, true);
+    if (!y.defined()) {
+      return {};
+    }
+    scatterPixels(y, out, offset, scale);
+  }
+  return out;
+}
+
 template <int Dim>
 torch::Tensor UpBlockImpl<Dim>::forward(const torch::Tensor& x, const torch::Tensor& skip) {
   std::vector<std::int64_t> scale(Dim, 2);
@@ -346,6 +482,11 @@ torch::Tensor UpBlockImpl<Dim>::forward(const torch::Tensor& x, const torch::Ten
     }
     y = upsampleAdd(x, scale, m_settings.upsampling, m_skip ? convolve<Dim>(m_skip, skip) : skip);
   } else {
+    if (inferenceMode(*this)) {
+      if (auto z = upsampledConvolution(x, scale); z.defined()) {
+        return z;
+      }
+    }
     y = upsample(x, scale, m_settings.upsampling);
   }
   if (inferenceMode(*this)) { // dropout is the identity in eval mode

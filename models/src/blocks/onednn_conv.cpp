@@ -81,6 +81,16 @@ torch::Tensor directConvolution(const torch::Tensor& /*x*/,
   return {};
 }
 
+torch::Tensor directConvolutionPadded(const torch::Tensor& /*x*/,
+                                      const torch::Tensor& /*weight*/,
+                                      const torch::Tensor& /*bias*/,
+                                      c10::IntArrayRef /*stride*/,
+                                      c10::IntArrayRef /*paddingBegin*/,
+                                      c10::IntArrayRef /*paddingEnd*/,
+                                      bool /*relu*/) {
+  return {};
+}
+
 torch::Tensor directPooling(const torch::Tensor& /*x*/,
                             Pooling /*kind*/,
                             c10::IntArrayRef /*kernel*/,
@@ -591,6 +601,7 @@ std::shared_ptr<Entry> build(const std::string& weightKey,
                              const torch::Tensor& bias,
                              c10::IntArrayRef stride,
                              c10::IntArrayRef padding,
+                             c10::IntArrayRef paddingEnd,
                              c10::IntArrayRef dilation,
                              bool relu) {
   auto& engine = Cache::instance().engine();
@@ -602,12 +613,15 @@ std::shared_ptr<Entry> build(const std::string& weightKey,
   memory::dims strides;
   memory::dims dilates; // oneDNN counts dilation from 0
   memory::dims pad;
+  memory::dims padEnd;
+  bool symmetric = true;
   for (std::int64_t d = 0; d < spatial; ++d) {
     const auto k = weight.size(2 + d);
     const auto s = stride[static_cast<std::size_t>(d)];
     const auto dil = dilation[static_cast<std::size_t>(d)];
     const auto p = padding[static_cast<std::size_t>(d)];
-    const auto out = (x.size(2 + d) + 2 * p - dil * (k - 1) - 1) / s + 1;
+    const auto pe = paddingEnd[static_cast<std::size_t>(d)];
+    const auto out = (x.size(2 + d) + p + pe - dil * (k - 1) - 1) / s + 1;
     if (out < 1) {
       return nullptr;
     }
@@ -615,6 +629,8 @@ std::shared_ptr<Entry> build(const std::string& weightKey,
     strides.push_back(s);
     dilates.push_back(dil - 1);
     pad.push_back(p);
+    padEnd.push_back(pe);
+    symmetric = symmetric && p == pe;
   }
   const auto probe = torch::empty(entry->outSizes, x.options().memory_format(entry->format));
   entry->src = describe(x);
@@ -639,6 +655,7 @@ std::shared_ptr<Entry> build(const std::string& weightKey,
     strides.erase(strides.begin());
     dilates.erase(dilates.begin());
     pad.erase(pad.begin());
+    padEnd.erase(padEnd.begin());
   }
   const memory::desc biasDesc({weight.size(0)},
                               bias.defined() ? dataType(bias) : memory::data_type::f32,
@@ -662,7 +679,7 @@ std::shared_ptr<Entry> build(const std::string& weightKey,
                                                                 strides,
                                                                 dilates,
                                                                 pad,
-                                                                pad)
+                                                                padEnd)
                               : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
                                                                 algorithm,
                                                                 src,
@@ -671,16 +688,17 @@ std::shared_ptr<Entry> build(const std::string& weightKey,
                                                                 strides,
                                                                 dilates,
                                                                 pad,
-                                                                pad);
+                                                                padEnd);
         return dnnl::convolution_forward::primitive_desc(desc, attr, engine, true);
       };
   dnnl::convolution_forward::primitive_desc pd;
   const bool wino = gWinograd && x.scalar_type() == torch::kFloat && spatial == 2 &&
                     weight.size(2) == 3 && weight.size(3) == 3 && stride[0] == 1 &&
                     stride[1] == 1 && dilation[0] == 1 && dilation[1] == 1 &&
-                    weight.size(0) % 16 == 0 && weight.size(1) % 16 == 0 && winogradPays(x, weight);
+                    weight.size(0) % 16 == 0 && weight.size(1) % 16 == 0 && symmetric &&
+                    winogradPays(x, weight);
   try {
-    if (depthWinogradPays(x, weight, stride, padding, dilation)) {
+    if (symmetric && depthWinogradPays(x, weight, stride, padding, dilation)) {
       entry->depthWinograd = buildDepthWinograd(weightKey, x, weight, bias, relu);
       if (entry->depthWinograd) {
         ++gBuilt;
@@ -737,15 +755,17 @@ bool directOneDnn() {
   return gDirect && inferenceFastPaths();
 }
 
-torch::Tensor directConvolution(const torch::Tensor& input,
-                                const torch::Tensor& weight,
-                                const torch::Tensor& bias,
-                                c10::IntArrayRef stride,
-                                c10::IntArrayRef padding,
-                                c10::IntArrayRef dilation,
-                                std::int64_t groups,
-                                bool relu) {
-  if (!directOneDnn() || groups != 1 || torch::GradMode::is_enabled() || !input.device().is_cpu() ||
+namespace {
+
+torch::Tensor convolveDirect(const torch::Tensor& input,
+                             const torch::Tensor& weight,
+                             const torch::Tensor& bias,
+                             c10::IntArrayRef stride,
+                             c10::IntArrayRef padding,
+                             c10::IntArrayRef paddingEnd,
+                             c10::IntArrayRef dilation,
+                             bool relu) {
+  if (!directOneDnn() || torch::GradMode::is_enabled() || !input.device().is_cpu() ||
       !supportedType(input) || weight.scalar_type() != input.scalar_type() ||
       (bias.defined() && !supportedType(bias)) || (input.dim() != 4 && input.dim() != 5) ||
       weight.dim() != input.dim() || weight.size(1) != input.size(1) || input.numel() == 0 ||
@@ -753,12 +773,13 @@ torch::Tensor directConvolution(const torch::Tensor& input,
     return {};
   }
   const auto spatial = static_cast<std::size_t>(input.dim() - 2);
-  if (stride.size() != spatial || padding.size() != spatial || dilation.size() != spatial ||
+  if (stride.size() != spatial || padding.size() != spatial || paddingEnd.size() != spatial ||
+      dilation.size() != spatial ||
       (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0)))) {
     return {};
   }
   for (std::size_t d = 0; d < spatial; ++d) {
-    if (stride[d] < 1 || dilation[d] < 1 || padding[d] < 0) {
+    if (stride[d] < 1 || dilation[d] < 1 || padding[d] < 0 || paddingEnd[d] < 0) {
       return {};
     }
   }
@@ -777,6 +798,7 @@ torch::Tensor directConvolution(const torch::Tensor& input,
   appendInts(key, x.strides());
   appendInts(key, stride);
   appendInts(key, padding);
+  appendInts(key, paddingEnd);
   appendInts(key, dilation);
   const char flags[2] = {static_cast<char>(relu), static_cast<char>(gWinograd.load())};
   appendBytes(key, flags, sizeof flags);
@@ -785,7 +807,7 @@ torch::Tensor directConvolution(const torch::Tensor& input,
   auto entry = cache.find(key);
   if (!entry) {
     try {
-      entry = build(weightKey, x, weight, bias, stride, padding, dilation, relu);
+      entry = build(weightKey, x, weight, bias, stride, padding, paddingEnd, dilation, relu);
     } catch (const dnnl::error&) {
       entry = nullptr;
     }
@@ -918,6 +940,33 @@ torch::Tensor directConvolution(const torch::Tensor& input,
   }
   ++gCalls;
   return out;
+}
+
+} // namespace
+
+torch::Tensor directConvolution(const torch::Tensor& input,
+                                const torch::Tensor& weight,
+                                const torch::Tensor& bias,
+                                c10::IntArrayRef stride,
+                                c10::IntArrayRef padding,
+                                c10::IntArrayRef dilation,
+                                std::int64_t groups,
+                                bool relu) {
+  if (groups != 1) {
+    return {};
+  }
+  return convolveDirect(input, weight, bias, stride, padding, padding, dilation, relu);
+}
+
+torch::Tensor directConvolutionPadded(const torch::Tensor& input,
+                                      const torch::Tensor& weight,
+                                      const torch::Tensor& bias,
+                                      c10::IntArrayRef stride,
+                                      c10::IntArrayRef paddingBegin,
+                                      c10::IntArrayRef paddingEnd,
+                                      bool relu) {
+  const std::vector<std::int64_t> dilation(stride.size(), 1);
+  return convolveDirect(input, weight, bias, stride, paddingBegin, paddingEnd, dilation, relu);
 }
 
 torch::Tensor directPooling(const torch::Tensor& input,

@@ -46,6 +46,16 @@ void setDirectOneDnn(bool on);
 /// bfloat16 CPU
 /// channels-last x, result channels-last; undefined where this path does not apply. LibTorch 1.13's
 /// 3D poolings return NCDHW from channels-last input, at a third of the speed.
+/// As directConvolution (no dilation, one group), with each spatial dimension padded by
+/// `paddingBegin` at its start and `paddingEnd` at its end.
+[[nodiscard]] torch::Tensor directConvolutionPadded(const torch::Tensor& x,
+                                                    const torch::Tensor& weight,
+                                                    const torch::Tensor& bias,
+                                                    c10::IntArrayRef stride,
+                                                    c10::IntArrayRef paddingBegin,
+                                                    c10::IntArrayRef paddingEnd,
+                                                    bool relu);
+
 enum class Pooling { Max, Average };
 [[nodiscard]] torch::Tensor directPooling(const torch::Tensor& x,
                                           Pooling kind,

@@ -18,6 +18,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <vector>
 
 namespace densa::models {
@@ -130,7 +131,15 @@ public:
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& skip = {});
 
 private:
+  /// Inference without a skip: nearest up-sampling and the convolution in one, on the
+  /// low-resolution input (undefined where the direct oneDNN path is not available).
+  torch::Tensor upsampledConvolution(const torch::Tensor& x,
+                                     const std::vector<std::int64_t>& scale);
+
   FoldedConv m_fold; // conv with norm folded in
+  std::mutex m_parityMutex;
+  torch::Tensor m_paritySource;  // the folded weight m_parityWeights derive from (held)
+  torch::Tensor m_parityWeights; // [parities, O, C, kernel...], see upsampledConvolution
   UpBlockSettings m_settings;
   typename NdLayers<Dim>::Conv m_skip{nullptr};
   typename NdLayers<Dim>::Conv m_conv{nullptr};
