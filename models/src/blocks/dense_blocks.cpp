@@ -10,7 +10,11 @@
 #include <torch/nn/init.h>
 #include <torch/utils.h>
 
+#include <cstdint>
 #include <cstring>
+#if defined(__x86_64__)
+#  include <emmintrin.h>
+#endif
 #include <string>
 
 namespace densa::models {
@@ -155,6 +159,21 @@ torch::Tensor parityWeights(const torch::Tensor& weight, const std::vector<std::
   return torch::stack(current).to(weight.scalar_type());
 }
 
+// `bytes` (a multiple of 64) to a 64-byte aligned `to` with non-temporal stores where the CPU has
+// them (SSE2: every x86-64): the destination is written once and read by the next layer much
+// later, so its lines are not read first (no read-for-ownership) and do not evict the source.
+inline void streamLines(char* to, const char* from, std::size_t bytes) {
+#if defined(__x86_64__)
+  for (std::size_t i = 0; i < bytes; i += 16) {
+    __m128i v;
+    std::memcpy(&v, from + i, sizeof v);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(to + i), v); // NOLINT: aligned by the caller
+  }
+#else
+  std::memcpy(to, from, bytes);
+#endif
+}
+
 // y's pixels (channels-last) into out's (channels-last) at offset + scale * index per spatial
 // dimension.
 void scatterPixels(const torch::Tensor& y,
@@ -174,6 +193,9 @@ void scatterPixels(const torch::Tensor& y,
   auto* to = static_cast<char*>(out.data_ptr());
   const auto lastStep = scale[static_cast<std::size_t>(last)] * out.stride(2 + last);
   const auto lastOffset = offset[static_cast<std::size_t>(last)] * out.stride(2 + last);
+  // Whole 64-byte lines per pixel, every pixel on a line boundary.
+  const bool streaming = pixelBytes % 64 == 0 && reinterpret_cast<std::uintptr_t>(to) % 64 == 0 &&
+                         (out.stride(0) * static_cast<std::int64_t>(element)) % 64 == 0;
   at::parallel_for(0, rows, 1, [&](std::int64_t begin, std::int64_t end) {
     for (auto row = begin; row < end; ++row) {
       std::int64_t rest = row;
@@ -189,11 +211,19 @@ void scatterPixels(const torch::Tensor& y,
       in += rest * y.stride(0);
       at += rest * out.stride(0);
       for (std::int64_t w = 0; w < width; ++w) {
-        std::memcpy(to + static_cast<std::size_t>(at + w * lastStep) * element,
-                    from + static_cast<std::size_t>(in + w * y.stride(2 + last)) * element,
-                    pixelBytes);
+        char* const pixel = to + static_cast<std::size_t>(at + w * lastStep) * element;
+        const char* const source =
+            from + static_cast<std::size_t>(in + w * y.stride(2 + last)) * element;
+        if (streaming) {
+          streamLines(pixel, source, pixelBytes);
+        } else {
+          std::memcpy(pixel, source, pixelBytes);
+        }
       }
     }
+#if defined(__x86_64__)
+    _mm_sfence(); // the streamed lines are visible before the task ends
+#endif
   });
 }
 
