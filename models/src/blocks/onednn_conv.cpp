@@ -13,7 +13,11 @@
 #  include <oneapi/dnnl/dnnl.hpp>
 
 #  include <algorithm>
+#  include <cstdint>
 #  include <cstring>
+#  if defined(__x86_64__)
+#    include <xmmintrin.h>
+#  endif
 #  include <functional>
 #  include <limits>
 #  include <list>
@@ -504,6 +508,10 @@ void sumDepthPlanes(const float* y,
   const float lowest = relu ? 0.0F : -std::numeric_limits<float>::infinity();
   const Quad floor = {lowest, lowest, lowest, lowest}; // NaN stays NaN, as relu
   const Quad zero = {0.0F, 0.0F, 0.0F, 0.0F};
+  // Pixel by pixel, each 16-channel block (one 64-byte line) written whole: with non-temporal
+  // stores where the lines are aligned (the output is read by the next layer, much later), so
+  // they are not read first.
+  const bool streaming = reinterpret_cast<std::uintptr_t>(out) % 64 == 0 && outSlice % kBlock == 0;
   at::parallel_for(0, depth * rows, 1, [&](std::int64_t begin, std::int64_t end) {
     for (auto item = begin; item < end; ++item) {
       const std::int64_t d = item / rows;
@@ -513,24 +521,32 @@ void sumDepthPlanes(const float* y,
       const bool hasAbove = d > 0;
       const bool hasBelow = d + 1 < depth;
       float* o = out + d * outSlice + row * width * outChannels;
-      for (std::int64_t cb = 0; cb < blocks; ++cb) {
-        const float* centre = y + d * slice + (blocks + cb) * plane + rowOffset;
-        const float* above = hasAbove ? y + (d - 1) * slice + cb * plane + rowOffset : centre;
-        const float* below =
-            hasBelow ? y + (d + 1) * slice + (2 * blocks + cb) * plane + rowOffset : centre;
-        for (std::int64_t q = 0; q < kBlock; q += 4) {
-          const Quad b = loadQuad(bias + cb * kBlock + q);
-          for (std::int64_t w = 0; w < width; ++w) {
-            const auto at = w * kBlock + q;
-            Quad acc = loadQuad(centre + at) + b;
-            acc += hasAbove ? loadQuad(above + at) : zero;
-            acc += hasBelow ? loadQuad(below + at) : zero;
+      const float* centre = y + d * slice + blocks * plane + rowOffset;
+      const float* above = hasAbove ? y + (d - 1) * slice + rowOffset : centre;
+      const float* below = hasBelow ? y + (d + 1) * slice + 2 * blocks * plane + rowOffset : centre;
+      for (std::int64_t w = 0; w < width; ++w) {
+        for (std::int64_t cb = 0; cb < blocks; ++cb) {
+          const auto at = cb * plane + w * kBlock;
+          float* line = o + w * outChannels + cb * kBlock;
+          for (std::int64_t q = 0; q < kBlock; q += 4) {
+            Quad acc = loadQuad(centre + at + q) + loadQuad(bias + cb * kBlock + q);
+            acc += hasAbove ? loadQuad(above + at + q) : zero;
+            acc += hasBelow ? loadQuad(below + at + q) : zero;
             acc = acc < floor ? floor : acc;
-            std::memcpy(o + w * outChannels + cb * kBlock + q, &acc, sizeof acc);
+#  if defined(__x86_64__)
+            if (streaming) {
+              _mm_stream_ps(line + q, acc);
+              continue;
+            }
+#  endif
+            std::memcpy(line + q, &acc, sizeof acc);
           }
         }
       }
     }
+#  if defined(__x86_64__)
+    _mm_sfence(); // the streamed lines are visible before the task ends
+#  endif
   });
 }
 
