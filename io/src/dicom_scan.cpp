@@ -131,6 +131,47 @@ std::string geometryKey(const DicomFileInfo& f) {
   return key;
 }
 
+// Transfer syntaxes DCMTK decodes itself (uncompressed, deflated): the copy kept when one instance
+// is stored twice.
+bool nativeSyntax(const std::string& uid) {
+  return uid == "1.2.840.10008.1.2" || uid == "1.2.840.10008.1.2.1" ||
+         uid == "1.2.840.10008.1.2.2" || uid == "1.2.840.10008.1.2.1.99";
+}
+
+// The same SOPInstanceUID twice in one series is one image stored twice (an export next to a
+// compressed copy, say): one copy is kept (the uncompressed one, else the first by path), the
+// others are named in a warning instead of failing the series as duplicate slices.
+void dropDuplicateInstances(std::vector<DicomFileInfo>& members,
+                            std::vector<std::string>& warnings) {
+  std::map<std::string, std::size_t> kept; // SOPInstanceUID -> index in `unique`
+  std::vector<DicomFileInfo> unique;
+  std::vector<std::pair<fs::path, fs::path>> dropped; // (dropped, kept)
+  for (auto& f : members) {
+    if (f.sopInstanceUid.empty()) {
+      unique.push_back(std::move(f));
+      continue;
+    }
+    const auto [it, inserted] = kept.emplace(f.sopInstanceUid, unique.size());
+    if (inserted) {
+      unique.push_back(std::move(f));
+      continue;
+    }
+    DicomFileInfo& current = unique[it->second];
+    if (nativeSyntax(f.transferSyntax) && !nativeSyntax(current.transferSyntax)) {
+      std::swap(current, f);
+    }
+    dropped.emplace_back(f.file, current.file);
+  }
+  if (!dropped.empty()) {
+    warnings.push_back(std::to_string(dropped.size()) +
+                       " file(s) hold instances already in this series (same SOPInstanceUID) and "
+                       "were ignored, e.g. " +
+                       dropped.front().first.string() + " (a copy of " +
+                       dropped.front().second.string() + ")");
+  }
+  members = std::move(unique);
+}
+
 double normalPosition(const DicomFileInfo& f) {
   if (!f.position || !f.orientation) {
     return 0;
@@ -236,7 +277,13 @@ std::vector<DicomSeries> groupIntoSeries(std::vector<DicomFileInfo> files) {
   // Group by UID + geometry key; then name groups.
   std::map<std::string, std::map<std::string, std::vector<DicomFileInfo>>> byUid;
   for (auto& f : files) {
-    byUid[f.seriesInstanceUid][geometryKey(f)].push_back(std::move(f));
+    // Without a UID, folders also separate series (anonymised copies of one series side by side
+    // would otherwise merge into one with every slice twice).
+    auto key = geometryKey(f);
+    if (f.seriesInstanceUid.empty()) {
+      key += "|" + f.file.parent_path().string();
+    }
+    byUid[f.seriesInstanceUid][key].push_back(std::move(f));
   }
   std::vector<DicomSeries> result;
   for (auto& [uid, groups] : byUid) {
@@ -261,8 +308,9 @@ std::vector<DicomSeries> groupIntoSeries(std::vector<DicomFileInfo> files) {
       std::sort(members->begin(), members->end(), [](const auto& a, const auto& b) {
         return a.file < b.file;
       });
-      const DicomFileInfo& first = members->front();
       DicomSeries s;
+      dropDuplicateInstances(*members, s.warnings);
+      const DicomFileInfo& first = members->front();
       s.seriesInstanceUid = uid;
       if (uid.empty()) {
         s.id = "noUID-" +

@@ -308,6 +308,30 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
   }
   std::stable_sort(
       slices.begin(), slices.end(), [](const Slice& a, const Slice& b) { return a.z < b.z; });
+  // Two files at one position with the same pixels are one image stored twice (re-encoded copies
+  // given new SOPInstanceUIDs): one is kept, with a warning. Other pixels at one position stay an
+  // error.
+  std::size_t copies = 0;
+  for (std::size_t k = 0; k + 1 < slices.size();) {
+    if (slices[k + 1].z - slices[k].z >= 1e-3) {
+      ++k;
+      continue;
+    }
+    if (decodeSlice(*slices[k].info) != decodeSlice(*slices[k + 1].info)) {
+      throw core::InputError(slices[k + 1].info->file,
+                             "has the same slice position as " + slices[k].info->file.string() +
+                                 ": duplicate slices, or several acquisitions in one series");
+    }
+    if (copies++ == 0) {
+      out.warnings.push_back(slices[k + 1].info->file.string() + " holds the same image as " +
+                             slices[k].info->file.string() +
+                             " (same position and pixels): one copy kept");
+    }
+    slices.erase(slices.begin() + static_cast<std::ptrdiff_t>(k + 1));
+  }
+  if (copies > 1) {
+    out.warnings.push_back(std::to_string(copies) + " copies of images in this series ignored");
+  }
 
   const std::size_t n = slices.size();
   const double sx = first.pixelSpacing[0];

@@ -66,6 +66,55 @@ TEST(ScanDicom, SplitsOneUidWithTwoGeometries) {
   EXPECT_EQ(scan.series[0].seriesInstanceUid, scan.series[1].seriesInstanceUid);
 }
 
+// One series stored twice (an export next to a copy): the instances are kept once, with a warning,
+// instead of failing the series as duplicate slices.
+TEST(ScanDicom, KeepsEachInstanceOnceWhenASeriesIsStoredTwice) {
+  testing::TempDir tmp;
+  const auto files = writeDicomSeries(smallCt(6), tmp / "export", {});
+  fs::create_directories(tmp / "copy");
+  for (const auto& f : files) {
+    fs::copy_file(f, tmp / "copy" / f.filename());
+  }
+  const DicomScan scan = scanDicom(tmp.path());
+  ASSERT_EQ(scan.series.size(), 1U);
+  EXPECT_EQ(scan.series[0].sliceCount(), 6U);
+  ASSERT_EQ(scan.series[0].warnings.size(), 1U);
+  EXPECT_NE(scan.series[0].warnings[0].find("6 file(s)"), std::string::npos)
+      << scan.series[0].warnings[0];
+  for (const auto& f : scan.series[0].files) {
+    EXPECT_EQ(f.file.parent_path().filename(), "copy"); // the first by path ("copy" < "export")
+  }
+}
+
+// Files without a SeriesInstanceUID (anonymiser output) are grouped by geometry within a folder:
+// anonymised copies of one series in two folders stay two series. A UID unites folders.
+TEST(GroupIntoSeries, FoldersSeparateSeriesWithoutUid) {
+  std::vector<DicomFileInfo> files;
+  for (const std::string folder : {"/data/a", "/data/b"}) {
+    for (int k = 0; k < 3; ++k) {
+      DicomFileInfo f;
+      f.file = fs::path(folder) / ("s" + std::to_string(k) + ".dcm");
+      f.modality = "CT";
+      f.rows = 8;
+      f.columns = 8;
+      f.orientation = std::array<double, 6>{1, 0, 0, 0, 1, 0};
+      f.position = core::Vec3{0, 0, 2.0 * k};
+      files.push_back(f);
+    }
+  }
+  const auto anonymous = groupIntoSeries(files);
+  ASSERT_EQ(anonymous.size(), 2U);
+  EXPECT_EQ(anonymous[0].files.size(), 3U);
+  EXPECT_NE(anonymous[0].id, anonymous[1].id);
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    files[i].seriesInstanceUid = "1.2.3";
+    files[i].sopInstanceUid = "1.2.3." + std::to_string(i);
+  }
+  const auto named = groupIntoSeries(files);
+  ASSERT_EQ(named.size(), 1U);
+  EXPECT_EQ(named[0].files.size(), 6U);
+}
+
 TEST(ScanDicom, SanitisesHostileStrings) {
   testing::TempDir tmp;
   DicomWriteOptions o;

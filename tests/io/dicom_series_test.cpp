@@ -86,12 +86,46 @@ TEST(LoadDicomSeries, MissingSliceIsAClearErrorOrInterpolatedOnRequest) {
   EXPECT_FALSE(loaded.warnings.empty());
 }
 
-TEST(LoadDicomSeries, DuplicateSliceIsAClearError) {
-  testing::TempDir tmp;
-  const auto files = writeDicomSeries(obliqueCt(3), tmp.path());
-  fs::copy_file(files[1], tmp / "copy.dcm");
-  EXPECT_NE(errorOf([&] { (void)loadOnly(tmp.path()); }).find("same slice position"),
-            std::string::npos);
+// Two files at one position: a copy of the same instance (same SOPInstanceUID, dropped by the
+// scan) or a re-encoded copy (new SOPInstanceUID, same pixels) is one image, kept once with a
+// warning; other pixels at one position are a clear error naming both files.
+TEST(LoadDicomSeries, DuplicatePositionsAreOneImageOrAClearError) {
+  DicomWriteOptions o;
+  o.seriesInstanceUid = "1.2.826.0.1.3680043.2.1143.77.1";
+  o.frameOfReferenceUid = "1.2.826.0.1.3680043.2.1143.77.2";
+  {
+    testing::TempDir tmp;
+    const auto files = writeDicomSeries(obliqueCt(3), tmp.path(), o);
+    fs::copy_file(files[1], tmp / "copy.dcm");
+    const auto loaded = loadOnly(tmp.path());
+    EXPECT_EQ(loaded.provenance.files.size(), 3U);
+    ASSERT_FALSE(loaded.warnings.empty());
+    EXPECT_NE(loaded.warnings[0].find("SOPInstanceUID"), std::string::npos) << loaded.warnings[0];
+  }
+  {
+    testing::TempDir tmp;
+    (void)writeDicomSeries(obliqueCt(3), tmp.path(), o);
+    o.filePrefix = "again"; // new SOPInstanceUIDs, the same pixels
+    (void)writeDicomSeries(obliqueCt(3), tmp.path(), o);
+    const auto loaded = loadOnly(tmp.path());
+    EXPECT_EQ(loaded.provenance.files.size(), 3U);
+    ASSERT_EQ(loaded.warnings.size(), 2U);
+    EXPECT_NE(loaded.warnings[0].find("same image"), std::string::npos) << loaded.warnings[0];
+    EXPECT_NE(loaded.warnings[1].find("3 copies"), std::string::npos) << loaded.warnings[1];
+  }
+  {
+    testing::TempDir tmp;
+    o.filePrefix = "slice";
+    (void)writeDicomSeries(obliqueCt(3), tmp.path(), o);
+    auto other = obliqueCt(3);
+    for (auto& x : other.voxels()) {
+      x = static_cast<std::int16_t>(x + 5);
+    }
+    o.filePrefix = "other";
+    (void)writeDicomSeries(other, tmp.path(), o);
+    const auto error = errorOf([&] { (void)loadOnly(tmp.path()); });
+    EXPECT_NE(error.find("same slice position"), std::string::npos) << error;
+  }
 }
 
 TEST(LoadDicomSeries, TruncatedPixelDataNamesTheFile) {
