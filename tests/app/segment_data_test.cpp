@@ -55,6 +55,43 @@ TEST(SegmentRealCt, DicomSeriesGivesALabelMapAndSegOnItsGrid) {
   EXPECT_GT(core::dice(core::overlap(predicted, liver)), 0.6);
 }
 
+// The whole data tree as one batch (what the "done when" asks): every case ends done or
+// failed with a reason naming a file, and the real CT, stored twice (uncompressed and JPEG 2000
+// copies of one anonymised series), is segmented in both copies with the same result.
+TEST(SegmentRealCt, TheWholeDataTreeIsOneBatch) {
+  DENSA_REQUIRE_DATA(root, ".");
+  DENSA_REQUIRE_DATA(dicom, "totalseg_abdomen_ct/dicom_j2k");
+  testing::TempDir tmp;
+  const auto segmenter = loadHDenseUNetSegmenter(defaultModelPath());
+  const CaseList cases = discoverCases(root);
+  BatchOptions options;
+  options.output = tmp.path();
+  options.writeSeg = false;
+  std::ostringstream log;
+  const BatchReport report = runBatch(cases, *segmenter, options, log);
+  std::vector<const CaseOutcome*> realCt;
+  for (const auto& c : report.cases) {
+    if (c.status == CaseOutcome::Status::Failed) {
+      EXPECT_NE(c.reason.find(root.parent_path().string()), std::string::npos)
+          << c.id << ": " << c.reason;
+    } else {
+      EXPECT_TRUE(fs::exists(tmp / c.id / "label.nii.gz")) << c.id;
+      EXPECT_TRUE(fs::exists(tmp / c.id / "report.json")) << c.id;
+    }
+    if (c.id.starts_with("totalseg_abdomen_ct_dicom_")) {
+      realCt.push_back(&c);
+    }
+  }
+  EXPECT_GE(report.count(CaseOutcome::Status::Done), report.cases.size() / 2) << log.str();
+  ASSERT_EQ(realCt.size(), 2U) << log.str();
+  for (const auto* c : realCt) {
+    EXPECT_EQ(c->status, CaseOutcome::Status::Done) << c->id << ": " << c->reason;
+  }
+  EXPECT_EQ(realCt[0]->liverMl, realCt[1]->liverMl);
+  EXPECT_EQ(realCt[0]->lesions, realCt[1]->lesions);
+  EXPECT_GT(realCt[0]->liverMl, 100.0);
+}
+
 TEST(SegmentRealCt, NiftiInputKeepsItsGrid) {
   DENSA_REQUIRE_DATA(nifti, "totalseg_abdomen_ct/nifti/example_ct_sm.nii.gz");
   const auto segmenter = loadHDenseUNetSegmenter(defaultModelPath());
