@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -143,7 +144,7 @@ bool nativeSyntax(const std::string& uid) {
 // others are named in a warning instead of failing the series as duplicate slices.
 void dropDuplicateInstances(std::vector<DicomFileInfo>& members,
                             std::vector<std::string>& warnings) {
-  std::map<std::string, std::size_t> kept; // SOPInstanceUID -> index in `unique`
+  std::map<std::pair<std::string, int>, std::size_t> kept; // (SOPInstanceUID, frame) -> index
   std::vector<DicomFileInfo> unique;
   std::vector<std::pair<fs::path, fs::path>> dropped; // (dropped, kept)
   for (auto& f : members) {
@@ -151,7 +152,8 @@ void dropDuplicateInstances(std::vector<DicomFileInfo>& members,
       unique.push_back(std::move(f));
       continue;
     }
-    const auto [it, inserted] = kept.emplace(f.sopInstanceUid, unique.size());
+    const auto [it, inserted] =
+        kept.emplace(std::make_pair(f.sopInstanceUid, f.frame), unique.size());
     if (inserted) {
       unique.push_back(std::move(f));
       continue;
@@ -196,17 +198,53 @@ bool DicomSeries::isOriginalAxial() const {
          imageType.find("AXIAL") != std::string::npos;
 }
 
-DicomFileInfo readDicomHeader(const fs::path& file) {
+namespace {
+
+// ImageOrientationPatient of `item`, each direction normalised; none when absent or degenerate.
+std::optional<std::array<double, 6>> orientationOf(DcmItem& item) {
+  std::array<double, 6> iop{};
+  for (unsigned long i = 0; i < 6; ++i) {
+    const auto v = getDouble(item, DCM_ImageOrientationPatient, i);
+    if (!v) {
+      return std::nullopt;
+    }
+    iop[i] = *v;
+  }
+  const double rn = core::norm({iop[0], iop[1], iop[2]});
+  const double cn = core::norm({iop[3], iop[4], iop[5]});
+  if (rn <= 0.5 || cn <= 0.5) {
+    return std::nullopt;
+  }
+  for (int i = 0; i < 3; ++i) {
+    iop[static_cast<std::size_t>(i)] /= rn;
+    iop[static_cast<std::size_t>(i + 3)] /= cn;
+  }
+  return iop;
+}
+
+// PixelSpacing of `item` as {between columns, between rows}; none when absent or not positive.
+std::optional<std::array<double, 2>> pixelSpacingOf(DcmItem& item) {
+  const auto sy = getDouble(item, DCM_PixelSpacing, 0); // between rows
+  const auto sx = getDouble(item, DCM_PixelSpacing, 1); // between columns
+  if (sx && sy && *sx > 0 && *sy > 0) {
+    return std::array<double, 2>{*sx, *sy};
+  }
+  return std::nullopt;
+}
+
+void loadHeader(const fs::path& file, DcmFileFormat& format) {
   detail::quietDcmtk();
   if (auto reason = notDicomReason(file)) {
     throw core::InputError(file, *reason);
   }
-  DcmFileFormat format;
   const OFCondition status = format.loadFileUntilTag(
       file.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect, DCM_PixelData);
   if (status.bad()) {
     throw core::InputError(file, std::string("unreadable DICOM header: ") + status.text());
   }
+}
+
+DicomFileInfo headerOf(const fs::path& file, DcmFileFormat& format) {
   DcmDataset& ds = *format.getDataset();
   DicomFileInfo info;
   info.file = file;
@@ -242,28 +280,9 @@ DicomFileInfo readDicomHeader(const fs::path& file) {
   if (px && py && pz) {
     info.position = core::Vec3{*px, *py, *pz};
   }
-  std::array<double, 6> iop{};
-  bool haveIop = true;
-  for (unsigned long i = 0; i < 6; ++i) {
-    const auto v = getDouble(ds, DCM_ImageOrientationPatient, i);
-    haveIop = haveIop && v.has_value();
-    iop[i] = v.value_or(0);
-  }
-  if (haveIop) {
-    const double rn = core::norm({iop[0], iop[1], iop[2]});
-    const double cn = core::norm({iop[3], iop[4], iop[5]});
-    if (rn > 0.5 && cn > 0.5) {
-      for (int i = 0; i < 3; ++i) {
-        iop[static_cast<std::size_t>(i)] /= rn;
-        iop[static_cast<std::size_t>(i + 3)] /= cn;
-      }
-      info.orientation = iop;
-    }
-  }
-  const auto sy = getDouble(ds, DCM_PixelSpacing, 0); // between rows
-  const auto sx = getDouble(ds, DCM_PixelSpacing, 1); // between columns
-  if (sx && sy && *sx > 0 && *sy > 0) {
-    info.pixelSpacing = {*sx, *sy};
+  info.orientation = orientationOf(ds);
+  if (const auto spacing = pixelSpacingOf(ds)) {
+    info.pixelSpacing = *spacing;
     info.hasPixelSpacing = true;
   }
   info.sliceThickness = getDouble(ds, DCM_SliceThickness).value_or(0);
@@ -271,6 +290,88 @@ DicomFileInfo readDicomHeader(const fs::path& file) {
   info.rescaleIntercept = getDouble(ds, DCM_RescaleIntercept).value_or(0);
   info.gantryTilt = getDouble(ds, DCM_GantryDetectorTilt).value_or(0);
   return info;
+}
+
+// The first item of `sequence` in a frame's own functional groups, else in the shared ones.
+DcmItem* functionalGroup(DcmItem* frame, DcmItem* shared, const DcmTagKey& sequence) {
+  DcmItem* item = nullptr;
+  if (frame != nullptr && frame->findAndGetSequenceItem(sequence, item, 0).good() &&
+      item != nullptr) {
+    return item;
+  }
+  if (shared != nullptr && shared->findAndGetSequenceItem(sequence, item, 0).good() &&
+      item != nullptr) {
+    return item;
+  }
+  return nullptr;
+}
+
+// One entry per frame of an enhanced image (see readDicomFrames); empty when some frame has no
+// plane position.
+std::vector<DicomFileInfo> framesOf(const DicomFileInfo& info, DcmDataset& ds) {
+  DcmItem* shared = nullptr;
+  if (ds.findAndGetSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0).bad()) {
+    shared = nullptr;
+  }
+  std::vector<DicomFileInfo> frames;
+  for (int k = 0; k < info.frames; ++k) {
+    DcmItem* own = nullptr;
+    if (ds.findAndGetSequenceItem(DCM_PerFrameFunctionalGroupsSequence, own, k).bad() ||
+        own == nullptr) {
+      return {};
+    }
+    DcmItem* plane = functionalGroup(own, shared, DCM_PlanePositionSequence);
+    if (plane == nullptr) {
+      return {};
+    }
+    const auto px = getDouble(*plane, DCM_ImagePositionPatient, 0);
+    const auto py = getDouble(*plane, DCM_ImagePositionPatient, 1);
+    const auto pz = getDouble(*plane, DCM_ImagePositionPatient, 2);
+    if (!px || !py || !pz) {
+      return {};
+    }
+    DicomFileInfo f = info;
+    f.frame = k;
+    f.frames = 1;
+    f.position = core::Vec3{*px, *py, *pz};
+    if (DcmItem* o = functionalGroup(own, shared, DCM_PlaneOrientationSequence)) {
+      f.orientation = orientationOf(*o);
+    }
+    if (DcmItem* m = functionalGroup(own, shared, DCM_PixelMeasuresSequence)) {
+      if (const auto spacing = pixelSpacingOf(*m)) {
+        f.pixelSpacing = *spacing;
+        f.hasPixelSpacing = true;
+      }
+      f.sliceThickness = getDouble(*m, DCM_SliceThickness).value_or(f.sliceThickness);
+    }
+    if (DcmItem* v = functionalGroup(own, shared, DCM_PixelValueTransformationSequence)) {
+      f.rescaleSlope = getDouble(*v, DCM_RescaleSlope).value_or(f.rescaleSlope);
+      f.rescaleIntercept = getDouble(*v, DCM_RescaleIntercept).value_or(f.rescaleIntercept);
+    }
+    frames.push_back(std::move(f));
+  }
+  return frames;
+}
+
+} // namespace
+
+DicomFileInfo readDicomHeader(const fs::path& file) {
+  DcmFileFormat format;
+  loadHeader(file, format);
+  return headerOf(file, format);
+}
+
+std::vector<DicomFileInfo> readDicomFrames(const fs::path& file) {
+  DcmFileFormat format;
+  loadHeader(file, format);
+  DicomFileInfo info = headerOf(file, format);
+  if (info.frames > 1) {
+    auto frames = framesOf(info, *format.getDataset());
+    if (!frames.empty()) {
+      return frames;
+    }
+  }
+  return {std::move(info)};
 }
 
 std::vector<DicomSeries> groupIntoSeries(std::vector<DicomFileInfo> files) {
@@ -362,7 +463,7 @@ DicomScan scanDicom(const fs::path& root, const ScanOptions& options) {
   const std::vector<fs::path> paths = listFiles(root, scan.skipped);
   scan.filesSeen = paths.size();
 
-  std::vector<std::optional<DicomFileInfo>> infos(paths.size());
+  std::vector<std::vector<DicomFileInfo>> infos(paths.size());
   std::vector<std::string> reasons(paths.size());
   std::atomic<std::size_t> next{0};
   std::atomic<std::size_t> done{0};
@@ -370,7 +471,7 @@ DicomScan scanDicom(const fs::path& root, const ScanOptions& options) {
   auto worker = [&] {
     for (std::size_t i = next++; i < paths.size(); i = next++) {
       try {
-        infos[i] = readDicomHeader(paths[i]);
+        infos[i] = readDicomFrames(paths[i]);
       } catch (const core::InputError& e) {
         reasons[i] = e.what();
         // Keep only the problem: the path is reported separately.
@@ -403,8 +504,8 @@ DicomScan scanDicom(const fs::path& root, const ScanOptions& options) {
 
   std::vector<DicomFileInfo> images;
   for (std::size_t i = 0; i < paths.size(); ++i) {
-    if (infos[i]) {
-      images.push_back(std::move(*infos[i]));
+    if (!infos[i].empty()) {
+      std::move(infos[i].begin(), infos[i].end(), std::back_inserter(images));
     } else {
       scan.skipped.push_back({paths[i], reasons[i]});
     }

@@ -95,6 +95,13 @@ std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
   }
   DcmDataset& ds = *format.getDataset();
   if (DcmXfer(ds.getOriginalXfer()).isEncapsulated()) {
+    if (info.frame >= 0) {
+      throw core::InputError(info.file,
+                             "is a compressed multi-frame (enhanced) image (transfer syntax " +
+                                 info.transferSyntax +
+                                 "); Densa decodes enhanced images uncompressed only — "
+                                 "decompress it first (e.g. dcmdjpeg, gdcmconv --raw)");
+    }
     return std::nullopt;
   }
   Uint16 bitsAllocated = 0;
@@ -123,7 +130,9 @@ std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
   }
   const std::size_t count =
       static_cast<std::size_t>(info.rows) * static_cast<std::size_t>(info.columns);
-  const std::size_t expected = count * bitsAllocated / 8;
+  // One frame of an enhanced image: frames follow each other in the pixel data.
+  const std::size_t frame = info.frame < 0 ? 0 : static_cast<std::size_t>(info.frame);
+  const std::size_t expected = (frame + 1) * count * bitsAllocated / 8;
   std::vector<float> out(count);
   const Uint32 mask = bitsStored >= 32 ? 0xffffffffU : ((1U << bitsStored) - 1U);
   const Uint32 signBit = 1U << (bitsStored - 1);
@@ -143,7 +152,7 @@ std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
                                  std::to_string(element->getLength()) + " of " +
                                  std::to_string(expected) + " bytes)");
     }
-    std::transform(data, data + count, out.begin(), convert);
+    std::transform(data + frame * count, data + (frame + 1) * count, out.begin(), convert);
   };
   if (bitsAllocated == 8) {
     Uint8* data = nullptr;
@@ -257,10 +266,11 @@ LoadedSeries loadDicomSeries(const DicomSeries& series, const DicomLoadOptions& 
   out.warnings = series.warnings;
   const DicomFileInfo& first = series.files.front();
   for (const auto& f : series.files) {
-    if (f.frames > 1) {
+    if (f.frames > 1) { // enhanced images with per-frame positions come as one entry per frame
       throw core::InputError(f.file,
-                             "is a multi-frame (enhanced) image with " + std::to_string(f.frames) +
-                                 " frames; Densa reads single-frame series only — "
+                             "is a multi-frame image with " + std::to_string(f.frames) +
+                                 " frames but no plane position per frame; Densa reads such "
+                                 "images only as enhanced images (functional groups) — "
                                  "convert it to single-frame files first");
     }
     if (f.rows != first.rows || f.columns != first.columns) {

@@ -74,6 +74,9 @@ TEST(SegmentRealCt, TheWholeDataTreeIsOneBatch) {
     if (c.status == CaseOutcome::Status::Failed) {
       EXPECT_NE(c.reason.find(root.parent_path().string()), std::string::npos)
           << c.id << ": " << c.reason;
+      // The one failure expected there: pydicom's 693_* copies of one CT slice, two of them with
+      // different pixels under two SOPInstanceUIDs at one position (an inconsistent series).
+      EXPECT_NE(c.reason.find("same slice position"), std::string::npos) << c.reason;
     } else {
       EXPECT_TRUE(fs::exists(tmp / c.id / "label.nii.gz")) << c.id;
       EXPECT_TRUE(fs::exists(tmp / c.id / "report.json")) << c.id;
@@ -82,7 +85,7 @@ TEST(SegmentRealCt, TheWholeDataTreeIsOneBatch) {
       realCt.push_back(&c);
     }
   }
-  EXPECT_GE(report.count(CaseOutcome::Status::Done), report.cases.size() / 2) << log.str();
+  EXPECT_LE(report.count(CaseOutcome::Status::Failed), 1U) << log.str();
   ASSERT_EQ(realCt.size(), 2U) << log.str();
   for (const auto* c : realCt) {
     EXPECT_EQ(c->status, CaseOutcome::Status::Done) << c->id << ": " << c->reason;

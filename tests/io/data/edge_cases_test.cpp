@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 /// Loads one file as a one-file series; returns "" on success or the error message.
 std::string tryLoadFile(const fs::path& file, LoadedSeries* out = nullptr) {
   try {
-    auto series = groupIntoSeries({readDicomHeader(file)});
+    auto series = groupIntoSeries(readDicomFrames(file));
     auto loaded = loadDicomSeries(series.at(0));
     if (out) {
       *out = std::move(loaded);
@@ -104,12 +104,40 @@ TEST(DicomEdgeCases, CompressedCtDecodes) {
       std::ranges::equal(core::toFloat(unc.volume).voxels(), core::toFloat(j2k.volume).voxels()));
 }
 
+// An enhanced (multi-frame) CT: each frame is a slice, placed by the functional groups (shared:
+// ImageOrientationPatient -1\0\0\0\1\0, PixelSpacing 0.388672 mm, rescale intercept -1024;
+// per frame: ImagePositionPatient z -149 and -159 mm), as the file's header says (dcmdump).
+TEST(DicomEdgeCases, EnhancedCtFramesAreSlices) {
+  DENSA_REQUIRE_DATA(root, "dicom_edge_cases");
+  LoadedSeries ct;
+  ASSERT_EQ(tryLoadFile(root / "pydicom_data/eCT_Supplemental.dcm", &ct), "");
+  EXPECT_EQ(core::sizeOf(ct.volume), (core::Size3{512, 512, 2}));
+  const auto& g = core::geometryOf(ct.volume);
+  EXPECT_NEAR(g.spacing[0], 0.388672, 1e-6);
+  EXPECT_NEAR(g.spacing[1], 0.388672, 1e-6);
+  EXPECT_NEAR(g.spacing[2], 10.0, 1e-6);
+  EXPECT_NEAR(g.direction[0], -1.0, 1e-6); // the row direction, LPS x
+  EXPECT_NEAR(g.origin[0], 99.5, 1e-6);
+  EXPECT_NEAR(g.origin[1], -301.5, 1e-6);
+  // Rows run along -x, columns along +y: the slice normal (row x column) is -z, so the first
+  // slice along it is the frame at z = -149.
+  EXPECT_NEAR(g.direction[8], -1.0, 1e-6);
+  EXPECT_NEAR(g.origin[2], -149.0, 1e-6);
+  // The two frames differ, and the shared rescale makes air about -1000 HU.
+  const auto hu = core::toFloat(ct.volume);
+  const auto voxels = hu.voxels();
+  const auto half = voxels.size() / 2;
+  EXPECT_FALSE(std::equal(voxels.begin(),
+                          voxels.begin() + static_cast<std::ptrdiff_t>(half),
+                          voxels.begin() + static_cast<std::ptrdiff_t>(half)));
+  EXPECT_LE(core::valueRange(ct.volume).min, -1000.0);
+}
+
 TEST(DicomEdgeCases, MalformedFilesAreRefusedWithReasons) {
   DENSA_REQUIRE_DATA(root, "dicom_edge_cases");
   const std::map<std::string, std::string> expected = {
       {"pydicom_test_files/MR_truncated.dcm", "pixel data"},
       {"pydicom_data/emri_small_jpeg_2k_lossless_too_short.dcm", ""},
-      {"pydicom_data/eCT_Supplemental.dcm", "multi-frame"},
       {"pydicom_test_files/no_meta.dcm", "not DICOM"},
       {"pydicom_test_files/rtplan.dcm", "not an image"},
       {"pydicom_test_files/rtplan_truncated.dcm", ""},

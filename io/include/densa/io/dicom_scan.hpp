@@ -30,7 +30,8 @@ struct DicomFileInfo {
   int instanceNumber = 0;
   int rows = 0;
   int columns = 0;
-  int frames = 1; ///< NumberOfFrames (1 when absent)
+  int frames = 1; ///< NumberOfFrames (1 when absent; 1 for one frame of an enhanced image)
+  int frame = -1; ///< one frame of an enhanced (multi-frame) image: its index; -1: the whole file
   int bitsAllocated = 0;
   std::optional<core::Vec3> position;               ///< ImagePositionPatient (mm, LPS)
   std::optional<std::array<double, 6>> orientation; ///< ImageOrientationPatient (row\column)
@@ -96,6 +97,12 @@ struct ScanOptions {
 /// Reads one file's header with DCMTK, stopping before the pixel data. Throws core::InputError
 /// naming the file when it is not DICOM, is unreadable, or is not an image (no Rows/Columns).
 [[nodiscard]] DicomFileInfo readDicomHeader(const std::filesystem::path& file);
+
+/// readDicomHeader, then, for an enhanced (multi-frame) image whose functional groups give every
+/// frame a plane position, one entry per frame (`frame` set; position, orientation, pixel spacing,
+/// slice thickness and rescale from the frame's own groups, else the shared ones). Anything else:
+/// the file's header alone.
+[[nodiscard]] std::vector<DicomFileInfo> readDicomFrames(const std::filesystem::path& file);
 
 /// Scans `root` (a folder, searched recursively, or a single file) for DICOM images. Non-DICOM,
 /// non-image and unreadable files are listed in `skipped` with a reason; the scan never throws
