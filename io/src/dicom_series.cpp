@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <numbers>
 #include <optional>
@@ -83,8 +84,11 @@ std::string mm(double v) {
 
 // Native (uncompressed, incl. deflated and big endian) pixel data is read with DCMTK, which checks
 // that the data is complete (GDCM silently pads truncated files). Returns nullopt for
-// encapsulated (compressed) transfer syntaxes, which GDCM decodes.
-std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
+// encapsulated (compressed) transfer syntaxes, which GDCM decodes. `frames`: entries of one file,
+// decoded from one read of it (the frames of an enhanced image; each with its own rescale).
+std::optional<std::vector<std::vector<float>>> decodeNativeFrames(
+    const std::vector<const DicomFileInfo*>& frames) {
+  const DicomFileInfo& info = *frames.front();
   DcmFileFormat format;
   OFCondition status = format.loadFile(
       info.file.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
@@ -130,20 +134,18 @@ std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
   }
   const std::size_t count =
       static_cast<std::size_t>(info.rows) * static_cast<std::size_t>(info.columns);
-  // One frame of an enhanced image: frames follow each other in the pixel data.
-  const std::size_t frame = info.frame < 0 ? 0 : static_cast<std::size_t>(info.frame);
-  const std::size_t expected = (frame + 1) * count * bitsAllocated / 8;
-  std::vector<float> out(count);
+  // Frames of an enhanced image follow each other in the pixel data.
+  const auto frameOf = [](const DicomFileInfo* f) {
+    return f->frame < 0 ? std::size_t{0} : static_cast<std::size_t>(f->frame);
+  };
+  std::size_t frameEnd = 0;
+  for (const auto* f : frames) {
+    frameEnd = std::max(frameEnd, frameOf(f) + 1);
+  }
+  const std::size_t expected = frameEnd * count * bitsAllocated / 8;
+  std::vector<std::vector<float>> out;
   const Uint32 mask = bitsStored >= 32 ? 0xffffffffU : ((1U << bitsStored) - 1U);
   const Uint32 signBit = 1U << (bitsStored - 1);
-  auto convert = [&](Uint32 raw) {
-    raw &= mask;
-    double v = raw;
-    if (pixelRepresentation == 1 && (raw & signBit) != 0) {
-      v = static_cast<double>(raw) - static_cast<double>(mask) - 1.0;
-    }
-    return static_cast<float>(v * info.rescaleSlope + info.rescaleIntercept);
-  };
   // The element's values as 8- or 16-bit words (DCMTK swaps big-endian data to host order).
   auto convertAll = [&](auto* data) {
     if (status.bad() || data == nullptr || element->getLength() < expected) {
@@ -152,7 +154,19 @@ std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
                                  std::to_string(element->getLength()) + " of " +
                                  std::to_string(expected) + " bytes)");
     }
-    std::transform(data + frame * count, data + (frame + 1) * count, out.begin(), convert);
+    for (const auto* f : frames) {
+      const auto convert = [&](Uint32 raw) {
+        raw &= mask;
+        double v = raw;
+        if (pixelRepresentation == 1 && (raw & signBit) != 0) {
+          v = static_cast<double>(raw) - static_cast<double>(mask) - 1.0;
+        }
+        return static_cast<float>(v * f->rescaleSlope + f->rescaleIntercept);
+      };
+      auto& pixels = out.emplace_back(count);
+      const auto* first = data + frameOf(f) * count;
+      std::transform(first, first + count, pixels.begin(), convert);
+    }
   };
   if (bitsAllocated == 8) {
     Uint8* data = nullptr;
@@ -167,8 +181,8 @@ std::optional<std::vector<float>> decodeNative(const DicomFileInfo& info) {
 }
 
 std::vector<float> decodeSlice(const DicomFileInfo& info) {
-  if (auto native = decodeNative(info)) {
-    return std::move(*native);
+  if (auto native = decodeNativeFrames({&info})) {
+    return std::move(native->front());
   }
   using ImageType = itk::Image<float, 2>;
   auto reader = itk::ImageFileReader<ImageType>::New();
@@ -199,14 +213,43 @@ std::vector<float> decodeSlice(const DicomFileInfo& info) {
 }
 
 void decodeAll(std::vector<Slice>& slices, unsigned threads) {
-  // The first decode runs alone: it initialises GDCM's dictionaries.
-  slices.front().pixels = decodeSlice(*slices.front().info);
-  measure(slices.front());
-  std::atomic<std::size_t> next{1};
+  // The frames of an enhanced image: one read of the file for all of them (enhanced images are
+  // uncompressed here, see decodeNativeFrames).
+  std::map<fs::path, std::vector<Slice*>> framesByFile;
+  for (auto& slice : slices) {
+    if (slice.info->frame >= 0) {
+      framesByFile[slice.info->file].push_back(&slice);
+    }
+  }
+  for (auto& [file, members] : framesByFile) {
+    std::vector<const DicomFileInfo*> infos;
+    for (const auto* slice : members) {
+      infos.push_back(slice->info);
+    }
+    auto pixels = decodeNativeFrames(infos);
+    for (std::size_t i = 0; pixels && i < members.size(); ++i) {
+      members[i]->pixels = std::move((*pixels)[i]);
+      measure(*members[i]);
+    }
+  }
+  // The first other decode runs alone: it initialises GDCM's dictionaries.
+  std::size_t first = 0;
+  while (first < slices.size() && !slices[first].pixels.empty()) {
+    ++first;
+  }
+  if (first == slices.size()) {
+    return;
+  }
+  slices[first].pixels = decodeSlice(*slices[first].info);
+  measure(slices[first]);
+  std::atomic<std::size_t> next{first + 1};
   std::exception_ptr failure;
   std::mutex failureMutex;
   auto worker = [&] {
     for (std::size_t i = next++; i < slices.size(); i = next++) {
+      if (!slices[i].pixels.empty()) {
+        continue; // a frame decoded above
+      }
       try {
         slices[i].pixels = decodeSlice(*slices[i].info);
         measure(slices[i]);
